@@ -1,0 +1,744 @@
+package leadership
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	clocktesting "k8s.io/utils/clock/testing"
+)
+
+// memLock is a minimal in-memory Lock for the state machine's unit tests,
+// with compare-and-swap, watches, and switches to cut one elector off.
+// (internal/memlock cannot be imported here without a cycle.)
+type memLock struct {
+	mu       sync.Mutex
+	rec      Record
+	exists   bool
+	rev      uint64
+	watchers map[chan Event]context.CancelFunc
+	// lateApply makes the next update apply but report a timeout, as a
+	// write that reached the store after its sender gave up.
+	lateApply int
+}
+
+func newMemLock() *memLock { return &memLock{watchers: map[chan Event]context.CancelFunc{}} }
+
+func (l *memLock) String() string { return "mem" }
+
+func (l *memLock) Get(ctx context.Context) (Record, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if !l.exists {
+		return Record{}, ErrNotFound
+	}
+	return l.rec, nil
+}
+
+func (l *memLock) Create(ctx context.Context, r Record) (Record, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.exists {
+		return Record{}, ErrConflict
+	}
+	return l.put(r), nil
+}
+
+func (l *memLock) Update(ctx context.Context, r Record) (Record, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if !l.exists {
+		return Record{}, ErrNotFound
+	}
+	if r.Version != l.rec.Version {
+		return Record{}, ErrConflict
+	}
+	out := l.put(r)
+	if l.lateApply > 0 {
+		l.lateApply--
+		return Record{}, context.DeadlineExceeded
+	}
+	return out, nil
+}
+
+func (l *memLock) put(r Record) Record {
+	l.rev++
+	r.Version = l.rev
+	l.rec, l.exists = r, true
+	l.broadcast(Event{Type: Put, Record: r})
+	return r
+}
+
+func (l *memLock) apply(r Record) Record {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.put(r)
+}
+
+func (l *memLock) delete() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.rev++
+	l.exists = false
+	l.broadcast(Event{Type: Deleted, Record: Record{Version: l.rev}})
+}
+
+func (l *memLock) get() (Record, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.rec, l.exists
+}
+
+func (l *memLock) broadcast(ev Event) {
+	for ch := range l.watchers {
+		ch <- ev // buffered generously; tests make few writes
+	}
+}
+
+func (l *memLock) Watch(ctx context.Context, from uint64) (<-chan Event, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	ch := make(chan Event, 1024)
+	if l.exists && l.rec.Version > from {
+		ch <- Event{Type: Put, Record: l.rec}
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	l.watchers[ch] = cancel
+	context.AfterFunc(ctx, func() {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		delete(l.watchers, ch)
+		close(ch)
+	})
+	return ch, nil
+}
+
+// view is one elector's connection to a memLock, which a test can cut.
+type view struct {
+	*memLock
+	cut     atomic.Bool
+	mu      sync.Mutex
+	cancels []context.CancelFunc
+}
+
+var errCut = errors.New("connection cut")
+
+func (v *view) Get(ctx context.Context) (Record, error) {
+	if v.cut.Load() {
+		return Record{}, errCut
+	}
+	return v.memLock.Get(ctx)
+}
+func (v *view) Create(ctx context.Context, r Record) (Record, error) {
+	if v.cut.Load() {
+		return Record{}, errCut
+	}
+	return v.memLock.Create(ctx, r)
+}
+func (v *view) Update(ctx context.Context, r Record) (Record, error) {
+	if v.cut.Load() {
+		return Record{}, errCut
+	}
+	return v.memLock.Update(ctx, r)
+}
+func (v *view) Watch(ctx context.Context, from uint64) (<-chan Event, error) {
+	if v.cut.Load() {
+		return nil, errCut
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	v.mu.Lock()
+	v.cancels = append(v.cancels, cancel)
+	v.mu.Unlock()
+	return v.memLock.Watch(ctx, from)
+}
+func (v *view) setCut(c bool) {
+	v.cut.Store(c)
+	if c {
+		v.mu.Lock()
+		for _, f := range v.cancels {
+			f()
+		}
+		v.cancels = nil
+		v.mu.Unlock()
+	}
+}
+
+type harness struct {
+	t     *testing.T
+	fc    *clocktesting.FakeClock
+	start time.Time
+	// bootSkew is added to the boot clock to simulate a suspend.
+	bootSkew atomic.Int64
+}
+
+func newHarness(t *testing.T) *harness {
+	start := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	return &harness{t: t, fc: clocktesting.NewFakeClock(start), start: start}
+}
+
+func (h *harness) boot() time.Duration {
+	return h.fc.Since(h.start) + time.Duration(h.bootSkew.Load())
+}
+
+func quietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+func (h *harness) elector(id string, l Lock, mod func(*Config)) *Elector {
+	h.t.Helper()
+	cfg := Config{Identity: id, LeaseDuration: 15 * time.Second, Logger: quietLogger()}
+	if mod != nil {
+		mod(&cfg)
+	}
+	e, err := newElector(l, cfg, h.fc, h.boot)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	e.suspendCheck = time.Hour // stepping the fake clock should fire only the validity timer
+	return e
+}
+
+// eventually polls cond on the real clock: the fake clock does not move by
+// itself, so the goroutines under test only need real time to run.
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for: %s", what)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// lead records the terms an elector runs and how each ended.
+type lead struct {
+	mu     sync.Mutex
+	terms  []Term
+	causes []error
+	// hold keeps lead from returning after its context ends until closed.
+	hold   chan struct{}
+	active atomic.Bool
+	stop   chan struct{} // closing it makes the current lead return nil
+}
+
+func newLead() *lead { return &lead{hold: closedChan(), stop: make(chan struct{})} }
+
+func closedChan() chan struct{} { c := make(chan struct{}); close(c); return c }
+
+func (l *lead) fn(ctx context.Context, t Term) error {
+	l.active.Store(true)
+	l.mu.Lock()
+	l.terms = append(l.terms, t)
+	stop := l.stop
+	l.mu.Unlock()
+	select {
+	case <-ctx.Done():
+	case <-stop:
+	}
+	l.mu.Lock()
+	l.causes = append(l.causes, context.Cause(ctx))
+	hold := l.hold
+	l.mu.Unlock()
+	<-hold
+	l.active.Store(false)
+	return nil
+}
+
+func (l *lead) count() int { l.mu.Lock(); defer l.mu.Unlock(); return len(l.terms) }
+func (l *lead) ended() int { l.mu.Lock(); defer l.mu.Unlock(); return len(l.causes) }
+func (l *lead) term(i int) Term {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.terms[i]
+}
+func (l *lead) cause(i int) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.causes[i]
+}
+
+// run starts e.Run and returns a function that stops it and waits.
+func run(t *testing.T, e *Elector, l *lead) (stop func()) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- e.Run(ctx, l.fn) }()
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Errorf("Run: %v", err)
+				}
+			case <-time.After(10 * time.Second):
+				t.Error("Run did not return")
+			}
+		})
+	}
+	t.Cleanup(stop)
+	return stop
+}
+
+func TestElectsCreatesAndRenews(t *testing.T) {
+	h := newHarness(t)
+	ml := newMemLock()
+	e := h.elector("a", ml, nil)
+	l := newLead()
+	run(t, e, l)
+	eventually(t, "elected", func() bool { return l.count() == 1 })
+	tm := l.term(0)
+	rec, _ := ml.get()
+	if rec.HolderIdentity != "a" || rec.LeaseDuration != 15*time.Second || tm.Token != rec.Version {
+		t.Fatalf("record %+v, term %+v", rec, tm)
+	}
+	if want := time.Duration(float64(15*time.Second) * 0.99); tm.Remaining() != want {
+		t.Fatalf("validity %v, want LeaseDuration×(1−drift) = %v", tm.Remaining(), want)
+	}
+	if got := e.Leader(); !got.Self || got.Identity != "a" || got.Token != tm.Token {
+		t.Fatalf("Leader() = %+v", got)
+	}
+	// Renewals every RenewInterval (5s) extend validity from their send time
+	// and publish the token.
+	for i := 1; i <= 3; i++ {
+		h.fc.Step(5 * time.Second)
+		eventually(t, fmt.Sprintf("renewal %d", i), func() bool {
+			r, _ := ml.get()
+			return r.RenewTime.Equal(h.fc.Now())
+		})
+		eventually(t, "validity extended", func() bool { return tm.Remaining() == 14850*time.Millisecond })
+	}
+	if r, _ := ml.get(); r.Token != tm.Token || r.AcquireTime != h.start {
+		t.Fatalf("record after renewals %+v", r)
+	}
+	if err := e.Healthy(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestValidityEndsByTimerWhenRenewalsFail(t *testing.T) {
+	h := newHarness(t)
+	ml := newMemLock()
+	v := &view{memLock: ml}
+	e := h.elector("a", v, nil)
+	l := newLead()
+	run(t, e, l)
+	eventually(t, "elected", func() bool { return l.count() == 1 })
+	tm := l.term(0)
+	v.setCut(true)
+	validity := tm.Remaining() // 14.85s, counted from the acquire's send time
+	// Renewals at 5s and retries every ~2s all fail. Step to 1ms before the
+	// end: the work must still run.
+	for h.fc.Since(h.start) < validity-time.Millisecond {
+		h.fc.Step(min(500*time.Millisecond, validity-time.Millisecond-h.fc.Since(h.start)))
+	}
+	if tm.Remaining() != time.Millisecond {
+		t.Fatalf("remaining %v", tm.Remaining())
+	}
+	time.Sleep(50 * time.Millisecond) // absence of an early cancel can only be observed over time
+	if l.ended() != 0 {
+		t.Fatalf("term cancelled before its validity ended: %v", l.cause(0))
+	}
+	h.fc.Step(time.Millisecond)
+	eventually(t, "term cancelled at the end of validity", func() bool { return l.ended() == 1 })
+	if !errors.Is(l.cause(0), ErrValidityExpired) {
+		t.Fatalf("cause %v", l.cause(0))
+	}
+	// The lock still names "a": the API was unreachable, so no release.
+	if r, _ := ml.get(); r.HolderIdentity != "a" {
+		t.Fatalf("record %+v", r)
+	}
+	// The API comes back: "a" leads again with a new, larger token.
+	v.setCut(false)
+	for i := 0; l.count() < 2 && i < 100; i++ {
+		h.fc.Step(time.Second)
+		time.Sleep(time.Millisecond)
+	}
+	eventually(t, "re-elected", func() bool { return l.count() == 2 })
+	if l.term(1).Token <= tm.Token {
+		t.Fatalf("token did not increase: %d then %d", tm.Token, l.term(1).Token)
+	}
+}
+
+func TestRenewRetriesAfterFailure(t *testing.T) {
+	h := newHarness(t)
+	ml := newMemLock()
+	v := &view{memLock: ml}
+	e := h.elector("a", v, nil)
+	l := newLead()
+	run(t, e, l)
+	eventually(t, "elected", func() bool { return l.count() == 1 })
+	tm := l.term(0)
+	v.setCut(true)
+	h.fc.Step(5 * time.Second) // renewal fails
+	eventually(t, "renew attempted and failed", func() bool { return e.Healthy() == nil && tm.Remaining() == 9850*time.Millisecond })
+	v.setCut(false)
+	// The retry comes within RetryPeriod (2s) plus 20% jitter.
+	for i := 0; i < 30; i++ {
+		h.fc.Step(100 * time.Millisecond)
+		time.Sleep(time.Millisecond)
+	}
+	eventually(t, "retry succeeded", func() bool {
+		r, _ := ml.get()
+		return r.RenewTime.After(h.start.Add(5 * time.Second))
+	})
+	if l.ended() != 0 {
+		t.Fatal("term ended although a retry succeeded")
+	}
+}
+
+func TestReleaseOnlyAfterLeadReturned(t *testing.T) {
+	h := newHarness(t)
+	ml := newMemLock()
+	e := h.elector("a", ml, nil)
+	l := newLead()
+	l.hold = make(chan struct{})
+	stop := run(t, e, l)
+	eventually(t, "elected", func() bool { return l.count() == 1 })
+	stopped := make(chan struct{})
+	go func() { stop(); close(stopped) }()
+	eventually(t, "lead saw its context end", func() bool { return l.ended() == 1 })
+	time.Sleep(50 * time.Millisecond) // give a wrong implementation the chance to release early
+	if r, _ := ml.get(); r.HolderIdentity != "a" {
+		t.Fatalf("released while lead was still running: %+v", r)
+	}
+	close(l.hold)
+	<-stopped
+	r, _ := ml.get()
+	if r.HolderIdentity != "" || r.LeaseDuration != time.Second {
+		t.Fatalf("not released after lead returned: %+v", r)
+	}
+	if !errors.Is(l.cause(0), context.Canceled) {
+		t.Fatalf("cause %v", l.cause(0))
+	}
+}
+
+func TestNoReleaseWhenDisabled(t *testing.T) {
+	h := newHarness(t)
+	ml := newMemLock()
+	f := false
+	e := h.elector("a", ml, func(c *Config) { c.ReleaseOnStop = &f })
+	l := newLead()
+	stop := run(t, e, l)
+	eventually(t, "elected", func() bool { return l.count() == 1 })
+	stop()
+	if r, _ := ml.get(); r.HolderIdentity != "a" {
+		t.Fatalf("released although ReleaseOnStop=false: %+v", r)
+	}
+}
+
+func TestFollowerWaitsLeaseDurationFromItsObservation(t *testing.T) {
+	h := newHarness(t)
+	ml := newMemLock()
+	va, vb := &view{memLock: ml}, &view{memLock: ml}
+	a, b := h.elector("a", va, nil), h.elector("b", vb, nil)
+	la, lb := newLead(), newLead()
+	run(t, a, la)
+	eventually(t, "a elected", func() bool { return la.count() == 1 })
+	run(t, b, lb)
+	eventually(t, "b observes a", func() bool { return b.Leader().Identity == "a" })
+	// a renews at 5s, then is cut off (a crash, as far as b can tell).
+	h.fc.Step(5 * time.Second)
+	eventually(t, "a renewed", func() bool { r, _ := ml.get(); return r.RenewTime.Equal(h.fc.Now()) })
+	eventually(t, "b saw the renewal", func() bool {
+		o := b.snapshot()
+		return o.rec.RenewTime.Equal(h.fc.Now())
+	})
+	renewSeen := h.fc.Now()
+	va.setCut(true)
+	// b may take over 15s after it saw the renewal, not before; a's validity
+	// (from the renewal's send time) ends at 14.85s.
+	for h.fc.Since(renewSeen) < 15*time.Second-time.Millisecond {
+		h.fc.Step(min(500*time.Millisecond, 15*time.Second-time.Millisecond-h.fc.Since(renewSeen)))
+		time.Sleep(time.Millisecond)
+	}
+	eventually(t, "a's work stopped at its validity", func() bool { return la.ended() == 1 })
+	time.Sleep(50 * time.Millisecond)
+	if lb.count() != 0 {
+		t.Fatal("b took over before the lease duration elapsed since it saw the last renewal")
+	}
+	h.fc.Step(time.Millisecond)
+	eventually(t, "b elected", func() bool { return lb.count() == 1 })
+	if !errors.Is(la.cause(0), ErrValidityExpired) {
+		t.Fatalf("a's cause: %v", la.cause(0))
+	}
+	if lb.term(0).Token <= la.term(0).Token {
+		t.Fatal("token did not increase")
+	}
+	if r, _ := ml.get(); r.LeaseTransitions != 1 {
+		t.Fatalf("transitions %d", r.LeaseTransitions)
+	}
+}
+
+func TestGracefulHandoverIsImmediate(t *testing.T) {
+	h := newHarness(t)
+	ml := newMemLock()
+	a, b := h.elector("a", ml, nil), h.elector("b", ml, nil)
+	la, lb := newLead(), newLead()
+	stopA := run(t, a, la)
+	eventually(t, "a elected", func() bool { return la.count() == 1 })
+	run(t, b, lb)
+	eventually(t, "b observes a", func() bool { return b.Leader().Identity == "a" })
+	stopA()
+	// No clock step: b acts on the release as soon as it sees it.
+	eventually(t, "b elected", func() bool { return lb.count() == 1 })
+	if la.active.Load() {
+		t.Fatal("a's work still active")
+	}
+}
+
+func TestLeadReturningStepsDownAndCampaignsAgain(t *testing.T) {
+	h := newHarness(t)
+	ml := newMemLock()
+	e := h.elector("a", ml, nil)
+	l := newLead()
+	run(t, e, l)
+	eventually(t, "elected", func() bool { return l.count() == 1 })
+	l.mu.Lock()
+	close(l.stop)
+	l.stop = make(chan struct{})
+	l.mu.Unlock()
+	eventually(t, "released", func() bool { r, _ := ml.get(); return r.HolderIdentity == "" })
+	if !errors.Is(l.cause(0), ErrLeadReturned) {
+		// lead returned by itself, so its context is cancelled afterwards
+		// with that cause; what lead saw was a live context.
+		if l.cause(0) != nil {
+			t.Fatalf("cause %v", l.cause(0))
+		}
+	}
+	// After RetryPeriod (with jitter) it campaigns again and wins.
+	for i := 0; l.count() < 2 && i < 50; i++ {
+		h.fc.Step(100 * time.Millisecond)
+		time.Sleep(time.Millisecond)
+	}
+	eventually(t, "elected again", func() bool { return l.count() == 2 })
+	if l.term(1).Token <= l.term(0).Token {
+		t.Fatal("token did not increase")
+	}
+}
+
+func TestForeignWriteStopsWorkAtOnce(t *testing.T) {
+	h := newHarness(t)
+	ml := newMemLock()
+	e := h.elector("a", ml, nil)
+	l := newLead()
+	run(t, e, l)
+	eventually(t, "elected", func() bool { return l.count() == 1 })
+	r, _ := ml.get()
+	r.HolderIdentity = "intruder"
+	ml.apply(r)
+	eventually(t, "work stopped", func() bool { return l.ended() == 1 })
+	if !errors.Is(l.cause(0), ErrLockLost) || l.term(0).Remaining() <= 0 {
+		t.Fatalf("cause %v, remaining %v: must stop before validity ends", l.cause(0), l.term(0).Remaining())
+	}
+	if got := e.Leader(); got.Identity != "intruder" || got.Self {
+		t.Fatalf("Leader() = %+v", got)
+	}
+	if r, _ := ml.get(); r.HolderIdentity != "intruder" {
+		t.Fatal("loser wrote over the new holder")
+	}
+}
+
+func TestIdentityClash(t *testing.T) {
+	h := newHarness(t)
+	ml := newMemLock()
+	e := h.elector("a", ml, nil)
+	l := newLead()
+	run(t, e, l)
+	eventually(t, "elected", func() bool { return l.count() == 1 })
+	r, _ := ml.get()
+	r.Instance = "someone-else"
+	ml.apply(r)
+	eventually(t, "work stopped", func() bool { return l.ended() == 1 })
+	if !errors.Is(l.cause(0), ErrIdentityClash) {
+		t.Fatalf("cause %v", l.cause(0))
+	}
+	// It must not take the clashing record back before it expires.
+	time.Sleep(20 * time.Millisecond)
+	if l.count() != 1 {
+		t.Fatal("re-acquired a record another process wrote under our identity")
+	}
+}
+
+func TestLateAppliedRenewalIsAdopted(t *testing.T) {
+	h := newHarness(t)
+	ml := newMemLock()
+	e := h.elector("a", ml, nil)
+	l := newLead()
+	run(t, e, l)
+	eventually(t, "elected", func() bool { return l.count() == 1 })
+	tm := l.term(0)
+	ml.mu.Lock()
+	ml.lateApply = 1
+	ml.mu.Unlock()
+	h.fc.Step(5 * time.Second) // the renewal lands but reports a timeout
+	eventually(t, "write landed", func() bool { r, _ := ml.get(); return r.RenewTime.Equal(h.fc.Now()) })
+	// Not counted as success: validity is still from the acquire.
+	if got := tm.Remaining(); got != 9850*time.Millisecond {
+		t.Fatalf("remaining %v: a renewal reported as failed must not extend validity", got)
+	}
+	for i := 0; i < 30; i++ { // the retry finds its own write and succeeds
+		h.fc.Step(100 * time.Millisecond)
+		time.Sleep(time.Millisecond)
+	}
+	eventually(t, "renewed over the late write", func() bool { return tm.Remaining() > 9850*time.Millisecond })
+	if l.ended() != 0 {
+		t.Fatalf("term ended: %v", l.cause(0))
+	}
+}
+
+func TestDeletedLockStopsWorkAndIsRecreated(t *testing.T) {
+	h := newHarness(t)
+	ml := newMemLock()
+	a, b := h.elector("a", ml, nil), h.elector("b", ml, nil)
+	la, lb := newLead(), newLead()
+	run(t, a, la)
+	eventually(t, "a elected", func() bool { return la.count() == 1 })
+	run(t, b, lb)
+	eventually(t, "b observes a", func() bool { return b.Leader().Identity == "a" })
+	ml.delete()
+	eventually(t, "a's work stopped", func() bool { return la.ended() == 1 })
+	if !errors.Is(la.cause(0), ErrLockDeleted) {
+		t.Fatalf("cause %v", la.cause(0))
+	}
+	// a re-creates it at once (its own record was the last); b, which saw a
+	// holding, would have waited out a's lease.
+	eventually(t, "a re-elected", func() bool { return la.count() == 2 })
+	if lb.count() != 0 {
+		t.Fatal("b took a deleted lock while a's lease could still run")
+	}
+	if la.term(1).Token <= la.term(0).Token {
+		t.Fatalf("token after delete: %d then %d", la.term(0).Token, la.term(1).Token)
+	}
+	if r, _ := ml.get(); r.LeaseTransitions != 0 {
+		t.Fatalf("transitions reset expected, got %d", r.LeaseTransitions)
+	}
+}
+
+func TestSuspendEndsTerm(t *testing.T) {
+	h := newHarness(t)
+	ml := newMemLock()
+	e := h.elector("a", ml, nil)
+	e.suspendCheck = 250 * time.Millisecond
+	l := newLead()
+	run(t, e, l)
+	eventually(t, "elected", func() bool { return l.count() == 1 })
+	// The machine sleeps for a minute: the boot clock moves, the monotonic
+	// clock does not. The next check (≤250ms of monotonic time) ends it.
+	h.bootSkew.Store(int64(time.Minute))
+	h.fc.Step(250 * time.Millisecond)
+	eventually(t, "term ended", func() bool { return l.ended() == 1 })
+	if !errors.Is(l.cause(0), ErrSuspended) {
+		t.Fatalf("cause %v", l.cause(0))
+	}
+}
+
+func TestResign(t *testing.T) {
+	h := newHarness(t)
+	ml := newMemLock()
+	e := h.elector("a", ml, nil)
+	l := newLead()
+	run(t, e, l)
+	eventually(t, "elected", func() bool { return l.count() == 1 })
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := e.Resign(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if r, _ := ml.get(); r.HolderIdentity != "" || !errors.Is(l.cause(0), ErrResigned) {
+		t.Fatalf("record %+v cause %v", r, l.cause(0))
+	}
+}
+
+func TestHandoverToPreferredHolder(t *testing.T) {
+	h := newHarness(t)
+	ml := newMemLock()
+	a, b, c := h.elector("a", ml, nil), h.elector("b", ml, nil), h.elector("c", ml, nil)
+	la, lb, lc := newLead(), newLead(), newLead()
+	run(t, a, la)
+	eventually(t, "a elected", func() bool { return la.count() == 1 })
+	run(t, b, lb)
+	run(t, c, lc)
+	eventually(t, "b, c observe a", func() bool { return b.Leader().Identity == "a" && c.Leader().Identity == "a" })
+	r, _ := ml.get()
+	r.PreferredHolder = "c"
+	ml.apply(r) // what `leadership handover --to c` writes
+	eventually(t, "c elected", func() bool { return lc.count() == 1 })
+	if lb.count() != 0 || !errors.Is(la.cause(0), ErrHandover) {
+		t.Fatalf("b terms %d, a's cause %v", lb.count(), la.cause(0))
+	}
+	if r, _ := ml.get(); r.PreferredHolder != "" {
+		t.Fatalf("preferred holder not cleared by its acquisition: %+v", r)
+	}
+}
+
+func TestObserve(t *testing.T) {
+	h := newHarness(t)
+	ml := newMemLock()
+	e := h.elector("a", ml, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	ch := e.Observe(ctx)
+	if got := <-ch; got != (Leader{}) {
+		t.Fatalf("first value %+v", got)
+	}
+	l := newLead()
+	run(t, e, l)
+	var got Leader
+	eventually(t, "observed self", func() bool {
+		select {
+		case got = <-ch:
+		default:
+		}
+		return got.Self
+	})
+	cancel()
+	eventually(t, "channel closed", func() bool {
+		select {
+		case _, ok := <-ch:
+			return !ok
+		default:
+			return false
+		}
+	})
+}
+
+func TestHealthyDetectsLeadIgnoringCancellation(t *testing.T) {
+	h := newHarness(t)
+	ml := newMemLock()
+	v := &view{memLock: ml}
+	e := h.elector("a", v, nil)
+	if err := e.Healthy(); err == nil {
+		t.Fatal("healthy before Run")
+	}
+	l := newLead()
+	l.hold = make(chan struct{}) // lead ignores its cancelled context
+	run(t, e, l)
+	eventually(t, "elected", func() bool { return l.count() == 1 })
+	v.setCut(true)
+	for i := 0; l.ended() == 0 && i < 40; i++ {
+		h.fc.Step(500 * time.Millisecond)
+		time.Sleep(time.Millisecond)
+	}
+	eventually(t, "term ended", func() bool { return l.ended() == 1 })
+	h.fc.Step(16 * time.Second)
+	eventually(t, "unhealthy", func() bool { return e.Healthy() != nil })
+	close(l.hold)
+	eventually(t, "healthy again", func() bool { return e.Healthy() == nil })
+}
+
+func TestRunTwice(t *testing.T) {
+	h := newHarness(t)
+	e := h.elector("a", newMemLock(), nil)
+	l := newLead()
+	run(t, e, l)
+	eventually(t, "running", func() bool { return e.running.Load() })
+	if err := e.Run(context.Background(), l.fn); !errors.Is(err, ErrAlreadyRunning) {
+		t.Fatalf("second Run: %v", err)
+	}
+}

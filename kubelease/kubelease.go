@@ -1,0 +1,320 @@
+// Package kubelease stores a leadership lock in a Kubernetes
+// coordination.k8s.io/v1 Lease, with the same fields and meaning as
+// client-go's leader election, so that both kinds of elector can share one
+// Lease during a migration.
+//
+// Besides the spec it keeps three annotations: the holder's fencing token,
+// the writing process's instance (to tell two processes with one identity
+// apart), and a requested successor where spec.preferredHolder is not kept
+// by the cluster.
+package kubelease
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	coordinationv1 "k8s.io/api/coordination/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/util/validation"
+	"k8s.io/apimachinery/pkg/watch"
+	coordinationv1client "k8s.io/client-go/kubernetes/typed/coordination/v1"
+
+	"github.com/leadership-dev/leadership"
+)
+
+// Annotations written on the Lease.
+const (
+	AnnotationToken           = "leadership.dev/token"
+	AnnotationInstance        = "leadership.dev/instance"
+	AnnotationPreferredHolder = "leadership.dev/preferred-holder"
+)
+
+// Lock is a leadership.Lock on one Lease.
+type Lock struct {
+	client    coordinationv1client.LeasesGetter
+	namespace string
+	name      string
+
+	mu sync.Mutex
+	// last is the newest Lease object seen. Updates start from it when its
+	// version matches, so that labels and annotations set by others (Helm,
+	// an operator) survive our writes.
+	last *coordinationv1.Lease
+}
+
+var _ leadership.Lock = (*Lock)(nil)
+
+// New returns the lock on Lease namespace/name, used through client (for
+// example clientset.CoordinationV1()). The Lease need not exist yet.
+func New(client coordinationv1client.LeasesGetter, namespace, name string) (*Lock, error) {
+	if client == nil {
+		return nil, errors.New("kubelease: client is nil")
+	}
+	if errs := validation.IsDNS1123Label(namespace); len(errs) > 0 {
+		return nil, fmt.Errorf("kubelease: invalid namespace %q: %s", namespace, strings.Join(errs, "; "))
+	}
+	if errs := validation.IsDNS1123Subdomain(name); len(errs) > 0 {
+		return nil, fmt.Errorf("kubelease: invalid Lease name %q: %s", name, strings.Join(errs, "; "))
+	}
+	return &Lock{client: client, namespace: namespace, name: name}, nil
+}
+
+func (l *Lock) String() string { return "Lease " + l.namespace + "/" + l.name }
+
+// Namespace and Name locate the Lease.
+func (l *Lock) Namespace() string { return l.namespace }
+func (l *Lock) Name() string      { return l.name }
+
+func (l *Lock) Get(ctx context.Context) (leadership.Record, error) {
+	lease, err := l.client.Leases(l.namespace).Get(ctx, l.name, metav1.GetOptions{})
+	if err != nil {
+		return leadership.Record{}, l.wrap("get", err)
+	}
+	return l.keep(lease)
+}
+
+func (l *Lock) Create(ctx context.Context, r leadership.Record) (leadership.Record, error) {
+	lease := Encode(&coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Namespace: l.namespace, Name: l.name}}, r)
+	lease.ResourceVersion = ""
+	out, err := l.client.Leases(l.namespace).Create(ctx, lease, metav1.CreateOptions{})
+	if apierrors.IsNotFound(err) {
+		// Creating reports NotFound only when the namespace is missing; it
+		// must not read as "the Lease is missing", or callers would retry
+		// the create in a tight loop.
+		return leadership.Record{}, fmt.Errorf("kubelease: cannot create %s: namespace %q does not exist; create it or choose another namespace: %v", l, l.namespace, err)
+	}
+	if err != nil {
+		return leadership.Record{}, l.wrap("create", err)
+	}
+	return l.keep(out)
+}
+
+func (l *Lock) Update(ctx context.Context, r leadership.Record) (leadership.Record, error) {
+	if r.Version == 0 {
+		return leadership.Record{}, fmt.Errorf("kubelease: update of %s without a version: %w", l, leadership.ErrConflict)
+	}
+	rv := strconv.FormatUint(r.Version, 10)
+	l.mu.Lock()
+	base := l.last
+	l.mu.Unlock()
+	if base == nil || base.ResourceVersion != rv {
+		base = &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Namespace: l.namespace, Name: l.name}}
+	}
+	lease := Encode(base, r)
+	lease.ResourceVersion = rv // the compare-and-swap precondition
+	out, err := l.client.Leases(l.namespace).Update(ctx, lease, metav1.UpdateOptions{})
+	if err != nil {
+		return leadership.Record{}, l.wrap("update", err)
+	}
+	return l.keep(out)
+}
+
+// Watch watches the Lease by name. A server-side timeout of 5 to 10 minutes
+// recycles connections that died silently, at a cost of one request per
+// follower every few minutes.
+func (l *Lock) Watch(ctx context.Context, fromVersion uint64) (<-chan leadership.Event, error) {
+	timeout := int64(300 + rand.IntN(300))
+	opts := metav1.ListOptions{
+		FieldSelector:  fields.OneTermEqualSelector("metadata.name", l.name).String(),
+		TimeoutSeconds: &timeout,
+	}
+	if fromVersion != 0 {
+		opts.ResourceVersion = strconv.FormatUint(fromVersion, 10)
+	}
+	w, err := l.client.Leases(l.namespace).Watch(ctx, opts)
+	if err != nil {
+		return nil, l.wrap("watch", err)
+	}
+	ch := make(chan leadership.Event, 8)
+	go func() {
+		defer close(ch)
+		defer w.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case ev, ok := <-w.ResultChan():
+				if !ok {
+					return
+				}
+				var out leadership.Event
+				switch ev.Type {
+				case watch.Added, watch.Modified, watch.Deleted:
+					lease, ok := ev.Object.(*coordinationv1.Lease)
+					if !ok {
+						return
+					}
+					r, err := Decode(lease)
+					if err != nil {
+						return
+					}
+					if ev.Type == watch.Deleted {
+						l.forget()
+						out = leadership.Event{Type: leadership.Deleted, Record: leadership.Record{Version: r.Version}}
+					} else {
+						l.remember(lease)
+						out = leadership.Event{Type: leadership.Put, Record: r}
+					}
+				default:
+					// watch.Error (410 Gone after compaction, for one) or a
+					// bookmark: end the watch, the caller re-reads.
+					return
+				}
+				select {
+				case ch <- out:
+				case <-ctx.Done():
+					return
+				}
+			}
+		}
+	}()
+	return ch, nil
+}
+
+func (l *Lock) keep(lease *coordinationv1.Lease) (leadership.Record, error) {
+	r, err := Decode(lease)
+	if err != nil {
+		return leadership.Record{}, err
+	}
+	l.remember(lease)
+	return r, nil
+}
+
+func (l *Lock) remember(lease *coordinationv1.Lease) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.last == nil || newer(lease.ResourceVersion, l.last.ResourceVersion) {
+		l.last = lease
+	}
+}
+
+func (l *Lock) forget() {
+	l.mu.Lock()
+	l.last = nil
+	l.mu.Unlock()
+}
+
+func newer(a, b string) bool {
+	x, err1 := strconv.ParseUint(a, 10, 64)
+	y, err2 := strconv.ParseUint(b, 10, 64)
+	return err1 == nil && err2 == nil && x > y
+}
+
+func (l *Lock) wrap(verb string, err error) error {
+	switch {
+	case apierrors.IsNotFound(err):
+		return fmt.Errorf("kubelease: %s: %w", l, leadership.ErrNotFound)
+	case apierrors.IsConflict(err), apierrors.IsAlreadyExists(err):
+		return fmt.Errorf("kubelease: %s: %w", l, leadership.ErrConflict)
+	case apierrors.IsForbidden(err):
+		return fmt.Errorf("kubelease: %w: may not %s %s: grant the verb %q on resource leases (API group coordination.k8s.io) in namespace %q to this replica's user or ServiceAccount: %v",
+			leadership.ErrForbidden, verb, l, verb, l.namespace, err)
+	case apierrors.IsUnauthorized(err):
+		return fmt.Errorf("kubelease: the API server rejected this replica's credentials (check the kubeconfig or ServiceAccount token) on %s of %s: %v", verb, l, err)
+	}
+	return fmt.Errorf("kubelease: %s %s: %w", verb, l, err)
+}
+
+// Decode reads a Lease as a leadership.Record. Only a resourceVersion that
+// is not a decimal number is an error: every other oddity of a hand-edited
+// Lease decodes to a value the elector reads conservatively (a missing or
+// non-positive duration counts as the elector's own lease duration, an
+// unreadable token as none).
+func Decode(lease *coordinationv1.Lease) (leadership.Record, error) {
+	if lease == nil {
+		return leadership.Record{}, errors.New("kubelease: nil Lease")
+	}
+	v, err := strconv.ParseUint(lease.ResourceVersion, 10, 64)
+	if err != nil || v == 0 {
+		return leadership.Record{}, fmt.Errorf("kubelease: Lease %s/%s has resourceVersion %q, which is not a positive decimal number; fencing tokens need the API server's comparable resource versions (Kubernetes ≥ 1.35 with etcd storage)",
+			lease.Namespace, lease.Name, lease.ResourceVersion)
+	}
+	s := lease.Spec
+	r := leadership.Record{Version: v}
+	if s.HolderIdentity != nil {
+		r.HolderIdentity = *s.HolderIdentity
+	}
+	if s.LeaseDurationSeconds != nil {
+		r.LeaseDuration = time.Duration(*s.LeaseDurationSeconds) * time.Second
+	}
+	if s.AcquireTime != nil {
+		r.AcquireTime = s.AcquireTime.Time
+	}
+	if s.RenewTime != nil {
+		r.RenewTime = s.RenewTime.Time
+	}
+	if s.LeaseTransitions != nil {
+		r.LeaseTransitions = *s.LeaseTransitions
+	}
+	a := lease.Annotations
+	if s.PreferredHolder != nil && *s.PreferredHolder != "" {
+		r.PreferredHolder = *s.PreferredHolder
+	} else {
+		r.PreferredHolder = a[AnnotationPreferredHolder]
+	}
+	if t, err := strconv.ParseUint(a[AnnotationToken], 10, 64); err == nil {
+		r.Token = t
+	}
+	r.Instance = a[AnnotationInstance]
+	return r, nil
+}
+
+// Encode returns a copy of base with r written into it. The resourceVersion
+// is left as in base.
+func Encode(base *coordinationv1.Lease, r leadership.Record) *coordinationv1.Lease {
+	lease := base.DeepCopy()
+	secs := int32(r.LeaseDuration / time.Second)
+	if r.LeaseDuration%time.Second != 0 {
+		secs++ // never shorten what the holder counts on
+	}
+	transitions := r.LeaseTransitions
+	holder := r.HolderIdentity
+	lease.Spec.HolderIdentity = &holder
+	lease.Spec.LeaseDurationSeconds = &secs
+	lease.Spec.LeaseTransitions = &transitions
+	lease.Spec.AcquireTime = microTime(r.AcquireTime)
+	lease.Spec.RenewTime = microTime(r.RenewTime)
+	a := make(map[string]string, len(lease.Annotations)+3)
+	for k, v := range lease.Annotations {
+		a[k] = v
+	}
+	set := func(k, v string) {
+		if v == "" {
+			delete(a, k)
+		} else {
+			a[k] = v
+		}
+	}
+	if r.Token != 0 {
+		set(AnnotationToken, strconv.FormatUint(r.Token, 10))
+	} else {
+		set(AnnotationToken, "")
+	}
+	set(AnnotationInstance, r.Instance)
+	if sp := lease.Spec.PreferredHolder; sp != nil && *sp != "" && *sp == r.PreferredHolder {
+		set(AnnotationPreferredHolder, "") // the spec already carries it
+	} else {
+		set(AnnotationPreferredHolder, r.PreferredHolder)
+	}
+	if len(a) == 0 {
+		a = nil
+	}
+	lease.Annotations = a
+	return lease
+}
+
+func microTime(t time.Time) *metav1.MicroTime {
+	if t.IsZero() {
+		return nil
+	}
+	m := metav1.NewMicroTime(t.Round(0)) // strip the monotonic reading
+	return &m
+}

@@ -1,0 +1,246 @@
+package leadership
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"k8s.io/apimachinery/pkg/util/wait"
+)
+
+// leadTerm runs lead for one term and returns once lead has returned and the
+// lock has been released where appropriate. It reports whether the term
+// ended by this replica's choice (lead returned, resign, handover), in which
+// case the caller gives the others a head start.
+func (e *Elector) leadTerm(ctx context.Context, t Term, rec Record, lead LeadFunc) (voluntary bool) {
+	termCtx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	ls := &leaderState{term: t, last: rec, lastRenew: e.clock.Now(), done: make(chan struct{})}
+	defer close(ls.done)
+	select { // a resign request from an earlier term is void
+	case <-e.resign:
+	default:
+	}
+	e.mu.Lock()
+	e.leading = ls
+	e.changed()
+	e.mu.Unlock()
+	e.log.Info("became leader", "token", t.Token, "validFor", t.Remaining().Round(time.Millisecond))
+
+	// The watchdog alone ends the term when validity runs out, so that no
+	// hung request or busy loop here can stretch it.
+	go e.watchdog(termCtx, cancel, t.v)
+
+	leadDone := make(chan error, 1)
+	go func() { leadDone <- lead(termCtx, t) }()
+
+	renewT := e.clock.NewTimer(e.cfg.RenewInterval)
+	defer renewT.Stop()
+	renewOut := make(chan renewResult, 1)
+	renewing := false
+	var errs errLogger
+	var leadErr error
+	returned := false
+loop:
+	for {
+		select {
+		case leadErr = <-leadDone:
+			returned = true
+			cancel(ErrLeadReturned)
+			break loop
+		case <-termCtx.Done():
+			break loop
+		case <-e.resign:
+			cancel(ErrResigned)
+			break loop
+		case <-e.notify:
+			if cause := e.checkObserved(ls); cause != nil {
+				cancel(cause)
+				break loop
+			}
+		case <-renewT.C():
+			if !renewing {
+				renewing = true
+				last := ls.last
+				go func() { renewOut <- e.renew(termCtx, t, last) }()
+			}
+		case r := <-renewOut:
+			renewing = false
+			switch {
+			case r.lost != nil:
+				cancel(r.lost)
+				break loop
+			case r.err != nil:
+				if termCtx.Err() == nil {
+					errs.log(e.log, e.clock.Now(), "renewal failed; retrying until validity runs out", r.err)
+				}
+				renewT.Reset(wait.Jitter(e.cfg.RetryPeriod, 0.2))
+			case r.adopted:
+				ls.last = r.rec
+				if cause := e.handoverCause(r.rec); cause != nil {
+					cancel(cause)
+					break loop
+				}
+				renewT.Reset(0)
+			default:
+				errs.ok(e.log, "renewals succeed again")
+				t.v.extend(r.sentAt, r.bootAt, e.cfg.validity())
+				e.mu.Lock()
+				ls.last = r.rec
+				ls.lastRenew = e.clock.Now()
+				e.writeEpoch++
+				e.mu.Unlock()
+				e.see(r.rec)
+				renewT.Reset(max(0, e.cfg.RenewInterval-e.clock.Since(r.sentAt)))
+			}
+		}
+	}
+	cause := context.Cause(termCtx)
+	e.mu.Lock()
+	e.stopping = e.clock.Now()
+	e.mu.Unlock()
+	if !returned {
+		leadErr = e.awaitLead(leadDone, cause)
+	}
+	if renewing {
+		// It runs under termCtx, now cancelled, so it ends soon; if it did
+		// write, the release must compare-and-swap against that write.
+		if r := <-renewOut; r.lost == nil && r.err == nil {
+			ls.last = r.rec
+		}
+	}
+	e.mu.Lock()
+	e.stopping = time.Time{}
+	e.mu.Unlock()
+
+	voluntary = errors.Is(cause, ErrLeadReturned) || errors.Is(cause, ErrResigned) || errors.Is(cause, ErrHandover)
+	lvl := e.log.Info
+	if !voluntary && ctx.Err() == nil {
+		lvl = e.log.Warn
+	}
+	lvl("term ended; lead has returned", "token", t.Token, "cause", cause, "leadError", leadErr)
+	if voluntary || (ctx.Err() != nil && e.cfg.releaseOnStop()) {
+		e.release(ls)
+	}
+	e.mu.Lock()
+	e.leading = nil
+	e.changed()
+	e.mu.Unlock()
+	return voluntary
+}
+
+// awaitLead waits for lead to return after its context was cancelled,
+// complaining periodically: until it returns, the lock cannot be released.
+func (e *Elector) awaitLead(leadDone <-chan error, cause error) error {
+	for {
+		t := e.clock.NewTimer(e.cfg.LeaseDuration)
+		select {
+		case err := <-leadDone:
+			t.Stop()
+			return err
+		case <-t.C():
+			e.log.Error("lead has not returned although its term ended; the lock stays unreleased until it does. lead must return when its context is cancelled.", "cause", cause)
+		}
+	}
+}
+
+// watchdog cancels the term when its validity runs out, on either the
+// monotonic or the boot clock. It wakes at least every suspendCheck because
+// timers follow the monotonic clock, which stands still during a suspend.
+func (e *Elector) watchdog(ctx context.Context, cancel context.CancelCauseFunc, v *validity) {
+	for {
+		r := v.remaining()
+		if r <= 0 {
+			if v.suspended() {
+				cancel(ErrSuspended)
+			} else {
+				cancel(ErrValidityExpired)
+			}
+			return
+		}
+		t := e.clock.NewTimer(min(r, e.suspendCheck))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C():
+		}
+	}
+}
+
+// checkObserved reacts to a change of the lock seen through the watch while
+// leading: a deletion or another writer ends the term at once, well before
+// its validity would.
+func (e *Elector) checkObserved(ls *leaderState) error {
+	o := e.snapshot()
+	if !o.known {
+		return nil
+	}
+	if !o.exists {
+		if o.version == 0 || o.version > ls.last.Version {
+			return ErrLockDeleted
+		}
+		return nil
+	}
+	if o.version <= ls.last.Version {
+		return nil // our own write, or older
+	}
+	r := e.judge(o.rec)
+	if r.lost != nil {
+		e.log.Error("the lock was written by someone else while this replica led; stopping the work now", "cause", r.lost)
+		return r.lost
+	}
+	ls.last = r.rec
+	return e.handoverCause(r.rec)
+}
+
+// handoverCause ends the term when an operator named another successor.
+func (e *Elector) handoverCause(r Record) error {
+	if p := r.PreferredHolder; p != "" && p != e.cfg.Identity {
+		e.log.Info("handover requested; stepping down", "successor", p)
+		return ErrHandover
+	}
+	return nil
+}
+
+// release writes an empty holder over our last record, so that successors
+// act at once. It runs only after lead has returned, and it is a
+// compare-and-swap: if anyone wrote since, there is nothing of ours to
+// release.
+func (e *Elector) release(ls *leaderState) {
+	ctx, cancel := context.WithTimeout(context.Background(), e.cfg.RenewInterval)
+	defer cancel()
+	for range 2 {
+		rec := ls.last
+		now := e.clock.Now()
+		rec.HolderIdentity = ""
+		// As client-go does: a successor that ignores the empty holder
+		// still waits only a second.
+		rec.LeaseDuration = time.Second
+		rec.AcquireTime, rec.RenewTime = now, now
+		rec.Instance = e.instance
+		res, err := e.lock.Update(ctx, rec)
+		switch {
+		case err == nil:
+			e.mu.Lock()
+			e.writeEpoch++
+			e.mu.Unlock()
+			e.see(res)
+			e.log.Info("released the lock", "token", ls.term.Token)
+			return
+		case errors.Is(err, ErrConflict):
+			cur, gerr := e.lock.Get(ctx)
+			if gerr == nil && e.isOwn(cur) && cur.HolderIdentity != "" {
+				ls.last = cur // a late write of ours: release over it
+				continue
+			}
+			e.log.Info("not releasing: the lock is no longer ours")
+			return
+		case errors.Is(err, ErrNotFound):
+			return
+		default:
+			e.log.Warn("could not release the lock; successors take over after the lease duration instead", "error", err)
+			return
+		}
+	}
+}

@@ -1,0 +1,97 @@
+package leadership
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// Record is the state of a lock as a backend stores it. The first five fields
+// carry exactly the meaning of client-go's LeaderElectionRecord, so that a
+// fleet can mix client-go electors and this one on the same lock.
+type Record struct {
+	// HolderIdentity names the current holder; empty means released.
+	HolderIdentity string
+	// LeaseDuration is how long a candidate must see the record unchanged
+	// before it may take the lock from its holder.
+	LeaseDuration time.Duration
+	// AcquireTime and RenewTime are wall-clock times written by the holder.
+	// They are informational: no decision here depends on them, because
+	// clock offsets between hosts are unbounded.
+	AcquireTime time.Time
+	RenewTime   time.Time
+	// LeaseTransitions counts changes of holder. It restarts at zero when the
+	// lock is deleted, which is why it is not the fencing token.
+	LeaseTransitions int32
+
+	// PreferredHolder names a requested successor (a handover).
+	PreferredHolder string
+	// Token is the fencing token the holder published for its term; 0 when
+	// the holder has not published one (a client-go holder, or a term whose
+	// first renewal is still to come).
+	Token uint64
+	// Instance identifies the elector process that wrote the record. Two
+	// processes sharing one HolderIdentity (a copied Deployment, a fixed
+	// --identity) are told apart by it.
+	Instance string
+
+	// Version is the backend's revision of the record. Update uses it as a
+	// compare-and-swap precondition. Versions of one lock must strictly
+	// increase over every write, including a delete and re-create: the
+	// fencing token is the version of the write that began a term.
+	Version uint64
+}
+
+// EventType says what happened to a watched lock.
+type EventType int
+
+const (
+	// Put: the record was created or replaced.
+	Put EventType = iota
+	// Deleted: the record was deleted. Event.Record.Version is the revision
+	// of the deletion where the backend reports it.
+	Deleted
+)
+
+func (t EventType) String() string {
+	if t == Deleted {
+		return "deleted"
+	}
+	return "put"
+}
+
+// Event is one change seen by a watch.
+type Event struct {
+	Type   EventType
+	Record Record
+}
+
+// Lock is the storage a lock lives in. It is deliberately small so that other
+// backends (a database row, a Consul key) can implement it; kubelease
+// implements it on a coordination.k8s.io/v1 Lease.
+//
+// Every method must be safe for concurrent use.
+type Lock interface {
+	// Get returns the current record, or an error wrapping ErrNotFound.
+	Get(ctx context.Context) (Record, error)
+	// Create creates the record; it fails with ErrConflict if one exists.
+	Create(ctx context.Context, r Record) (Record, error)
+	// Update replaces the record if its version is still r.Version, and
+	// returns the stored record with its new version. A changed version
+	// yields ErrConflict, a deleted record ErrNotFound.
+	Update(ctx context.Context, r Record) (Record, error)
+	// Watch streams changes after fromVersion (0: the current state first,
+	// as a Put, if the record exists). The channel is closed when the watch
+	// ends for any reason; the caller then reads the record again and
+	// re-watches. A watch the caller may not open yields ErrForbidden.
+	Watch(ctx context.Context, fromVersion uint64) (<-chan Event, error)
+	// String names the lock in logs and errors, e.g. "Lease default/db".
+	String() string
+}
+
+// Errors a Lock reports. Backends wrap them with detail; test with errors.Is.
+var (
+	ErrNotFound  = errors.New("lock not found")
+	ErrConflict  = errors.New("lock changed concurrently")
+	ErrForbidden = errors.New("permission denied")
+)

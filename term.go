@@ -1,0 +1,112 @@
+package leadership
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"os"
+	"sync"
+	"time"
+)
+
+// Term is one continuous period of leadership. A replica that loses the lock
+// and wins it again gets a new Term with a larger Token.
+type Term struct {
+	// Identity is the holder identity this term was won under.
+	Identity string
+	// Token is the fencing token: it strictly increases from one term to the
+	// next, whoever holds them, including when the same identity wins again
+	// after a lapse and when the lock was deleted and re-created. Pass it to
+	// any store the work writes to, and have the store refuse a token lower
+	// than the highest it has seen: that is the only defence against a
+	// leader process that was paused (GC, SIGSTOP, a frozen VM) past its
+	// validity and resumes believing it still leads.
+	Token uint64
+	// AcquireTime is the wall-clock time the term was won (informational).
+	AcquireTime time.Time
+
+	v *validity
+}
+
+// Remaining returns how long the term stays valid if no renewal succeeds from
+// now on; zero or less means it is over. The term's context is cancelled
+// when it reaches zero, whatever the lock's backend does.
+func (t Term) Remaining() time.Duration {
+	if t.v == nil {
+		return 0
+	}
+	return t.v.remaining()
+}
+
+// Errors that end a term, found with context.Cause on lead's context.
+var (
+	// ErrValidityExpired: no renewal succeeded in time, so the term ran out.
+	ErrValidityExpired = errors.New("leadership: term validity expired before a renewal succeeded")
+	// ErrLockLost: someone else wrote the lock (a new holder, a hand edit).
+	ErrLockLost = errors.New("leadership: lock taken over by another writer")
+	// ErrLockDeleted: the lock was deleted while held.
+	ErrLockDeleted = errors.New("leadership: lock deleted while held")
+	// ErrIdentityClash: another process writes the lock under this identity.
+	ErrIdentityClash = errors.New("leadership: another process holds the lock under the same identity")
+	// ErrResigned: Resign was called.
+	ErrResigned = errors.New("leadership: resigned")
+	// ErrLeadReturned: the lead function returned by itself.
+	ErrLeadReturned = errors.New("leadership: lead function returned")
+	// ErrSuspended: the host was suspended long enough to outlast validity.
+	ErrSuspended = errors.New("leadership: host was suspended past the term's validity")
+)
+
+// validity tracks when a term ends, on two clocks: the process's monotonic
+// clock (which Go timers use) and the boot clock, which also counts time the
+// machine spent suspended. The term ends when either runs out, so a leader
+// resumed from suspend cannot act on a term that the rest of the world saw
+// expire.
+type validity struct {
+	now  func() time.Time
+	boot func() time.Duration
+
+	mu        sync.Mutex
+	until     time.Time     // monotonic
+	bootUntil time.Duration // boot clock
+}
+
+// extend moves the end of validity to sentAt+d if that is later. sentAt and
+// bootAt were read together before the successful write was sent.
+func (v *validity) extend(sentAt time.Time, bootAt, d time.Duration) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if u := sentAt.Add(d); u.After(v.until) {
+		v.until = u
+	}
+	if b := bootAt + d; b > v.bootUntil {
+		v.bootUntil = b
+	}
+}
+
+func (v *validity) remaining() time.Duration {
+	v.mu.Lock()
+	until, bootUntil := v.until, v.bootUntil
+	v.mu.Unlock()
+	return min(until.Sub(v.now()), bootUntil-v.boot())
+}
+
+// suspended reports whether the boot clock ran out while the monotonic clock
+// did not: the sign of a suspend.
+func (v *validity) suspended() bool {
+	v.mu.Lock()
+	until, bootUntil := v.until, v.bootUntil
+	v.mu.Unlock()
+	return bootUntil-v.boot() <= 0 && until.Sub(v.now()) > 0
+}
+
+// DefaultIdentity returns the host name (the pod name on Kubernetes) plus a
+// random suffix, so that two processes never share an identity by accident.
+func DefaultIdentity() string {
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		host = "leadership"
+	}
+	var b [4]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails on supported platforms
+	return host + "-" + hex.EncodeToString(b[:])
+}
