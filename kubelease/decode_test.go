@@ -63,7 +63,9 @@ func TestDecodeOddLeases(t *testing.T) {
 		err   bool
 	}{
 		{"empty spec", coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{ResourceVersion: "5"}},
-			func(r leadership.Record) bool { return r.HolderIdentity == "" && r.LeaseDuration == 0 && r.Version == 5 }, false},
+			func(r leadership.Record) bool {
+				return r.HolderIdentity == "" && r.LeaseDuration == 0 && r.Version == 5
+			}, false},
 		{"negative duration", coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{ResourceVersion: "5"}, Spec: coordinationv1.LeaseSpec{LeaseDurationSeconds: i32(-3)}},
 			func(r leadership.Record) bool { return r.LeaseDuration == -3*time.Second }, false},
 		{"transitions at int32 limit", coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{ResourceVersion: "5"}, Spec: coordinationv1.LeaseSpec{LeaseTransitions: i32(1<<31 - 1)}},
