@@ -3,7 +3,6 @@ package leadership
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"log/slog"
 	"sync"
@@ -305,14 +304,29 @@ func TestElectsCreatesAndRenews(t *testing.T) {
 		t.Fatalf("Leader() = %+v", got)
 	}
 	// Renewals every RenewInterval (5s) extend validity from their send time
-	// and publish the token.
+	// and publish the token. The clock moves in 100ms steps, so a renewal is
+	// seen at most one step late.
+	last := h.start
 	for i := 1; i <= 3; i++ {
-		h.fc.Step(5 * time.Second)
-		eventually(t, fmt.Sprintf("renewal %d", i), func() bool {
+		for {
+			h.fc.Step(100 * time.Millisecond)
+			time.Sleep(2 * time.Millisecond) // let the elector react to the step
 			r, _ := ml.get()
-			return r.RenewTime.Equal(h.fc.Now())
+			if r.RenewTime.After(last) {
+				if gap := r.RenewTime.Sub(last); gap < 5*time.Second || gap > 5500*time.Millisecond {
+					t.Fatalf("renewal %d came %v after the previous write, want 5s", i, gap)
+				}
+				last = r.RenewTime
+				break
+			}
+			if h.fc.Since(last) > 10*time.Second {
+				t.Fatalf("renewal %d missing", i)
+			}
+			time.Sleep(time.Millisecond)
+		}
+		eventually(t, "validity extended", func() bool {
+			return tm.Remaining() == last.Add(14850*time.Millisecond).Sub(h.fc.Now())
 		})
-		eventually(t, "validity extended", func() bool { return tm.Remaining() == 14850*time.Millisecond })
 	}
 	if r, _ := ml.get(); r.Token != tm.Token || r.AcquireTime != h.start {
 		t.Fatalf("record after renewals %+v", r)

@@ -1,0 +1,153 @@
+package leadership_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/leadership-dev/leadership"
+	"github.com/leadership-dev/leadership/kubelease"
+)
+
+// newElector builds an elector on the Lease default/credential-renewer with
+// the in-cluster config or ~/.kube/config.
+func newElector() (*leadership.Elector, error) {
+	rules := clientcmd.NewDefaultClientConfigLoadingRules()
+	cfg, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, nil).ClientConfig()
+	if err != nil {
+		return nil, err
+	}
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return nil, err
+	}
+	lock, err := kubelease.New(cs.CoordinationV1(), "default", "credential-renewer")
+	if err != nil {
+		return nil, err
+	}
+	return leadership.New(lock, leadership.Config{Identity: leadership.DefaultIdentity()})
+}
+
+// The leader renews a credential every minute, passing the term's fencing
+// token to the store so that a stale leader's write is refused.
+func ExampleElector_Run() {
+	e, err := newElector()
+	if err != nil {
+		slog.Error("setup", "error", err)
+		return
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	err = e.Run(ctx, func(ctx context.Context, t leadership.Term) error {
+		tick := time.NewTicker(time.Minute)
+		defer tick.Stop()
+		for {
+			fmt.Printf("renewing credentials with fencing token %d (%v of validity left)\n", t.Token, t.Remaining())
+			select {
+			case <-ctx.Done():
+				// Return promptly: the lock is released only after this.
+				return nil
+			case <-tick.C:
+			}
+		}
+	})
+	if err != nil {
+		slog.Error("elector", "error", err)
+	}
+}
+
+func ExampleNew() {
+	lock, err := kubelease.New(nil, "default", "sweeper")
+	fmt.Println(lock, err)
+	_, err = leadership.New(nil, leadership.Config{Identity: "pod-0"})
+	fmt.Println(err)
+	// Output:
+	// <nil> kubelease: client is nil
+	// leadership: invalid Config.Lock <nil>: required
+}
+
+func ExampleConfig_Validate() {
+	cfg := leadership.Config{Identity: "pod-0", LeaseDuration: 10 * time.Second, RenewInterval: 6 * time.Second}
+	err := cfg.Validate()
+	var ce *leadership.ConfigError
+	if errors.As(err, &ce) {
+		fmt.Println(ce.Field)
+	}
+	fmt.Println(err)
+	// Output:
+	// RenewInterval
+	// leadership: invalid Config.RenewInterval 6s: must leave room for at least two renewals inside the leader's validity: 2×RenewInterval must be ≤ LeaseDuration×(1−MaxClockDrift) = 9.9s
+}
+
+func ExampleElector_Observe() {
+	e, err := newElector()
+	if err != nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	go func() { _ = e.Run(ctx, func(ctx context.Context, _ leadership.Term) error { <-ctx.Done(); return nil }) }()
+	for l := range e.Observe(ctx) {
+		fmt.Printf("leader %q token %d self %v\n", l.Identity, l.Token, l.Self)
+	}
+}
+
+func ExampleElector_Leader() {
+	e, err := newElector()
+	if err != nil {
+		return
+	}
+	// The holder as last observed, without a request.
+	l := e.Leader()
+	fmt.Println(l.Identity, l.Self)
+}
+
+// Resign hands leadership to another replica, for example before a
+// planned restart.
+func ExampleElector_Resign() {
+	e, err := newElector()
+	if err != nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := e.Resign(ctx); err != nil {
+		fmt.Println("resign:", err)
+	}
+}
+
+// Healthy backs a liveness probe: it fails when the elector is wedged.
+func ExampleElector_Healthy() {
+	e, err := newElector()
+	if err != nil {
+		return
+	}
+	http.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
+		if err := e.Healthy(); err != nil {
+			http.Error(w, err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(w, "ok")
+	})
+}
+
+func ExampleDefaultIdentity() {
+	// On Kubernetes the host name is the pod name: "web-7d9f-x2x4z-1a2b3c4d".
+	fmt.Println(leadership.DefaultIdentity() != leadership.DefaultIdentity())
+	// Output: true
+}
+
+func ExampleTerm_Remaining() {
+	var t leadership.Term // a zero Term is not valid
+	fmt.Println(t.Remaining())
+	// Output: 0s
+}
