@@ -95,7 +95,9 @@ func ExampleElector_Observe() {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	go func() { _ = e.Run(ctx, func(ctx context.Context, _ leadership.Term) error { <-ctx.Done(); return nil }) }()
+	go func() {
+		_ = e.Run(ctx, func(ctx context.Context, _ leadership.Term) error { <-ctx.Done(); return nil })
+	}()
 	for l := range e.Observe(ctx) {
 		fmt.Printf("leader %q token %d self %v\n", l.Identity, l.Token, l.Self)
 	}
