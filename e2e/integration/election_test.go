@@ -1,0 +1,225 @@
+package integration
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/leadership-dev/leadership"
+)
+
+// a. Five candidates: exactly one leads, and the Lease names it.
+func TestFiveCandidatesOneLeader(t *testing.T) {
+	lease, led, log := leaseName(t), &ledger{}, testLogger(t)
+	var cs []*candidate
+	for _, id := range ids("five", 5) {
+		cs = append(cs, startCandidate(t, lease, id, led, log, nil))
+	}
+	l := leaderAmong(t, led, cs)
+	// Stay a few renewals long: still exactly one, still named by the Lease.
+	deadline := time.Now().Add(4 * time.Second)
+	for time.Now().Before(deadline) {
+		if a := led.active(); len(a) != 1 || a[0] != l.id {
+			t.Fatalf("leaders now %v, want only %s", a, l.id)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if h := holderOf(getLease(t, lease)); h != l.id {
+		t.Fatalf("Lease names %q, leader is %q", h, l.id)
+	}
+	for _, c := range cs {
+		if got := c.e.Leader(); got.Identity != l.id || got.Self != (c == l) {
+			t.Errorf("%s observes %+v", c.id, got)
+		}
+	}
+	led.check(t)
+}
+
+// b. Graceful stop: another leads, after the old lead returned.
+func TestGracefulHandover(t *testing.T) {
+	lease, led, log := leaseName(t), &ledger{}, testLogger(t)
+	var cs []*candidate
+	for _, id := range ids("grace", 3) {
+		cs = append(cs, startCandidate(t, lease, id, led, log, nil))
+	}
+	var took []time.Duration
+	for round := 0; round < 5; round++ {
+		old := leaderAmong(t, led, cs)
+		stopAt := time.Now()
+		old.stop()
+		var next interval
+		eventually(t, 30*time.Second, "a successor", func() bool {
+			iv, ok := led.last("")
+			next = iv
+			return ok && iv.who != old.id && iv.start.After(stopAt)
+		})
+		oldIv, _ := led.last(old.id)
+		if oldIv.open || !oldIv.end.Before(next.start) {
+			t.Fatalf("old lead (%s) ended %v, new lead (%s) started %v", old.id, oldIv.end, next.who, next.start)
+		}
+		took = append(took, next.start.Sub(oldIv.end))
+		// Restart the stopped replica so that the fleet stays at three.
+		for i, c := range cs {
+			if c == old {
+				cs[i] = startCandidate(t, lease, old.id+"r", led, log, nil)
+			}
+		}
+	}
+	t.Logf("graceful handover (old work returned → new work started): %v", took)
+	led.check(t)
+}
+
+// c. Crash: the leader's traffic is cut, no release; a successor leads after
+// the lease duration, counted from the last renewal, never before.
+func TestCrashTakeover(t *testing.T) {
+	lease, led, log := leaseName(t), &ledger{}, testLogger(t)
+	var cs []*candidate
+	for _, id := range ids("crash", 3) {
+		cs = append(cs, startCandidate(t, lease, id, led, log, nil))
+	}
+	renewals := watchRenewals(t, lease)
+	old := leaderAmong(t, led, cs)
+	old.proxy.Blackhole()
+	cutAt := time.Now()
+	var next interval
+	eventually(t, 30*time.Second, "a successor", func() bool {
+		iv, ok := led.last("")
+		next = iv
+		return ok && iv.who != old.id
+	})
+	// The last renewal that reached the API server, by its send time: the
+	// newest renewTime the old leader wrote, as an independent watch saw.
+	lastRenew := renewals.last(old.id)
+	ld := 3 * time.Second
+	if since := next.start.Sub(lastRenew); since < ld {
+		t.Fatalf("successor started %v after the last renewal, before the lease duration %v", since, ld)
+	}
+	oldIv, _ := led.last(old.id)
+	if oldIv.open || !oldIv.end.Before(next.start) {
+		t.Fatalf("cut-off leader still worked when the successor started")
+	}
+	cause, _ := old.ending(0)
+	if !errors.Is(cause, leadership.ErrValidityExpired) {
+		t.Fatalf("cut-off leader's term ended with %v", cause)
+	}
+	t.Logf("crash takeover: %v after the last renewal (lease %v, %v beyond it); cut-off leader stopped %v after the cut",
+		next.start.Sub(lastRenew), ld, next.start.Sub(lastRenew)-ld, oldIv.end.Sub(cutAt))
+	old.proxy.Restore()
+	led.check(t)
+}
+
+// d. A leader that lost leadership campaigns again and leads again, in the
+// same process.
+func TestRecampaignAfterLoss(t *testing.T) {
+	lease, led, log := leaseName(t), &ledger{}, testLogger(t)
+	a := startCandidate(t, lease, "recamp-a", led, log, nil)
+	eventually(t, 30*time.Second, "a leads", func() bool { return a.termCount() == 1 })
+	b := startCandidate(t, lease, "recamp-b", led, log, nil)
+	a.proxy.Blackhole()
+	eventually(t, 30*time.Second, "b leads", func() bool { return b.termCount() == 1 })
+	a.proxy.Restore()
+	eventually(t, 30*time.Second, "a follows b", func() bool { return a.e.Leader().Identity == "recamp-b" })
+	b.stop()
+	eventually(t, 30*time.Second, "a leads again", func() bool { return a.termCount() == 2 })
+	if h := holderOf(getLease(t, lease)); h != "recamp-a" {
+		t.Fatalf("Lease names %q", h)
+	}
+	led.check(t)
+}
+
+// e. The Lease deleted while held: the work stops at once, and leadership is
+// established again.
+func TestLeaseDeletedWhileHeld(t *testing.T) {
+	lease, led, log := leaseName(t), &ledger{}, testLogger(t)
+	cs := []*candidate{
+		startCandidate(t, lease, "del-a", led, log, nil),
+		startCandidate(t, lease, "del-b", led, log, nil),
+	}
+	old := leaderAmong(t, led, cs)
+	tokenBefore := old.term(0).Token
+	deletedAt := time.Now() // the request is sent after this
+	if err := admin(t).CoordinationV1().Leases(ns).Delete(context.Background(), lease, metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 30*time.Second, "the leader's work stops", func() bool { return old.endedCount() == 1 })
+	cause, rem := old.ending(0)
+	if !errors.Is(cause, leadership.ErrLockDeleted) || rem <= 0 {
+		t.Fatalf("ended with %v, %v of validity left: want ErrLockDeleted well before validity ends", cause, rem)
+	}
+	oldIv, _ := led.last(old.id)
+	t.Logf("work stopped %v after the delete was sent, with %v of validity left", oldIv.end.Sub(deletedAt), rem)
+	var next interval
+	eventually(t, 30*time.Second, "a leader again", func() bool {
+		iv, ok := led.last("")
+		next = iv
+		return ok && iv.open && iv.start.After(deletedAt)
+	})
+	if next.token <= tokenBefore {
+		t.Fatalf("token went from %d to %d across the deletion", tokenBefore, next.token)
+	}
+	if h := holderOf(getLease(t, lease)); h != next.who {
+		t.Fatalf("Lease names %q, leader %q", h, next.who)
+	}
+	led.check(t)
+}
+
+// f. The holder overwritten by hand: the leader notices through its watch
+// and stops before its validity ends.
+func TestHolderOverwrittenByHand(t *testing.T) {
+	lease, led, log := leaseName(t), &ledger{}, testLogger(t)
+	cs := []*candidate{
+		startCandidate(t, lease, "edit-a", led, log, nil),
+		startCandidate(t, lease, "edit-b", led, log, nil),
+	}
+	old := leaderAmong(t, led, cs)
+	l := getLease(t, lease)
+	intruder := "kubectl-edit"
+	l.Spec.HolderIdentity = &intruder
+	if _, err := admin(t).CoordinationV1().Leases(ns).Update(context.Background(), l, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 30*time.Second, "the leader's work stops", func() bool { return old.endedCount() == 1 })
+	cause, rem := old.ending(0)
+	if !errors.Is(cause, leadership.ErrLockLost) || rem <= 0 {
+		t.Fatalf("ended with %v, %v of validity left: want ErrLockLost before validity ends", cause, rem)
+	}
+	// The hand-written holder never renews: after its lease someone leads.
+	eventually(t, 30*time.Second, "a leader again", func() bool { return len(led.active()) == 1 })
+	led.check(t)
+}
+
+// g. Fencing tokens strictly increase over 50 transitions, whoever wins,
+// including the same identity winning again.
+func TestTokensIncreaseOver50Transitions(t *testing.T) {
+	lease, led, log := leaseName(t), &ledger{}, testLogger(t)
+	var cs []*candidate
+	for _, id := range ids("tok", 3) {
+		cs = append(cs, startCandidate(t, lease, id, led, log, nil))
+	}
+	for i := 0; i < 50; i++ {
+		l := leaderAmong(t, led, cs)
+		n := l.termCount()
+		before := len(led.intervals())
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		if i%10 == 9 {
+			// Now and then, delete the Lease instead: tokens must still grow.
+			if err := admin(t).CoordinationV1().Leases(ns).Delete(ctx, lease, metav1.DeleteOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			eventually(t, 30*time.Second, "work stopped", func() bool { return l.endedCount() == n })
+		} else if err := l.e.Resign(ctx); err != nil {
+			t.Fatal(err)
+		}
+		cancel()
+		eventually(t, 30*time.Second, "next term", func() bool { return len(led.intervals()) > before })
+	}
+	ivs := led.intervals()
+	if len(ivs) < 51 {
+		t.Fatalf("%d terms", len(ivs))
+	}
+	t.Logf("%d terms, tokens %d … %d", len(ivs), ivs[0].token, ivs[len(ivs)-1].token)
+	led.check(t)
+}
