@@ -57,6 +57,17 @@ func (e *Elector) decide(o observation, now time.Time) (action, time.Duration) {
 	return actTake, 0
 }
 
+// freeSince is when the observed lock became free to take.
+func (e *Elector) freeSince(o observation) time.Time {
+	switch {
+	case !o.exists && o.heldUntil.After(o.at) && !o.prevOwn:
+		return o.heldUntil
+	case !o.exists, o.rec.HolderIdentity == "", e.isOwn(o.rec):
+		return o.at
+	}
+	return o.at.Add(e.leaseOf(o.rec))
+}
+
 // campaign returns once this elector holds the lock, with the new term and
 // the record it wrote, or an error once ctx is done.
 func (e *Elector) campaign(ctx context.Context) (Term, Record, error) {
@@ -78,7 +89,17 @@ func (e *Elector) campaign(ctx context.Context) (Term, Record, error) {
 			continue
 		}
 		t, rec, err := e.acquire(ctx, o, act)
+		if h := e.cfg.Hooks.OnAttempt; h != nil {
+			h(err)
+		}
 		if err == nil {
+			if h := e.cfg.Hooks.OnAcquire; h != nil {
+				prev := ""
+				if o.exists {
+					prev = o.rec.HolderIdentity
+				}
+				h(t, prev, e.clock.Since(e.freeSince(o)))
+			}
 			return t, rec, nil
 		}
 		if ctx.Err() != nil {
@@ -190,6 +211,19 @@ type renewResult struct {
 	err     error // transient: retry
 }
 
+// failure is the renewal's outcome as an error, nil on success.
+func (r renewResult) failure() error {
+	switch {
+	case r.lost != nil:
+		return r.lost
+	case r.err != nil:
+		return r.err
+	case r.adopted:
+		return ErrConflict
+	}
+	return nil
+}
+
 // renew writes a new renewTime over our last record, compare-and-swap on its
 // version, with a deadline no later than the end of validity.
 func (e *Elector) renew(ctx context.Context, t Term, last Record) renewResult {
@@ -211,7 +245,7 @@ func (e *Elector) renew(ctx context.Context, t Term, last Record) renewResult {
 	case err == nil:
 		return renewResult{rec: res, sentAt: now, bootAt: bootAt}
 	case errors.Is(err, ErrNotFound):
-		return renewResult{lost: ErrLockDeleted}
+		return renewResult{lost: ErrLockDeleted, sentAt: now}
 	case errors.Is(err, ErrConflict):
 		// Either someone else wrote, or an earlier write of ours that we gave
 		// up on was applied late. Only a re-read tells which.
@@ -223,9 +257,11 @@ func (e *Elector) renew(ctx context.Context, t Term, last Record) renewResult {
 			return renewResult{err: gerr}
 		}
 		e.see(cur)
-		return e.judge(cur)
+		r := e.judge(cur)
+		r.sentAt = now
+		return r
 	default:
-		return renewResult{err: err}
+		return renewResult{err: err, sentAt: now}
 	}
 }
 

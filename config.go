@@ -71,6 +71,9 @@ type Config struct {
 
 	// Logger receives the elector's logs. nil means slog.Default().
 	Logger *slog.Logger
+
+	// Hooks are called at notable moments (metrics, events); see Hooks.
+	Hooks Hooks
 }
 
 // withDefaults returns a copy with defaults filled in. It does not validate.

@@ -3,6 +3,7 @@ package leadership
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"sync"
@@ -754,5 +755,54 @@ func TestRunTwice(t *testing.T) {
 	eventually(t, "running", func() bool { return e.running.Load() })
 	if err := e.Run(context.Background(), l.fn); !errors.Is(err, ErrAlreadyRunning) {
 		t.Fatalf("second Run: %v", err)
+	}
+}
+
+func TestHooks(t *testing.T) {
+	h := newHarness(t)
+	ml := newMemLock()
+	var mu sync.Mutex
+	var got []string
+	note := func(s string) { mu.Lock(); got = append(got, s); mu.Unlock() }
+	e := h.elector("a", ml, func(c *Config) {
+		c.Hooks = Hooks{
+			OnAttempt: func(err error) { note(fmt.Sprintf("attempt %v", err)) },
+			OnAcquire: func(t Term, prev string, waited time.Duration) {
+				note(fmt.Sprintf("acquire prev=%q waited=%v", prev, waited))
+			},
+			OnRenew:   func(lat time.Duration, err error) { note(fmt.Sprintf("renew %v %v", lat, err)) },
+			OnTermEnd: func(t Term, cause error) { note(fmt.Sprintf("end %v", cause)) },
+			OnRelease: func(t Term, err error) { note(fmt.Sprintf("release %v", err)) },
+			OnLeader:  func(l Leader) { note(fmt.Sprintf("leader %s %v", l.Identity, l.Self)) },
+		}
+	})
+	l := newLead()
+	stop := run(t, e, l)
+	eventually(t, "elected", func() bool { return l.count() == 1 })
+	h.fc.Step(5 * time.Second)
+	eventually(t, "renewed", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(got) > 0 && got[len(got)-1] == "renew 0s <nil>"
+	})
+	stop()
+	// The holder seen as someone (even ourselves) before we know we lead can
+	// be reported by the watch or by the write, before or after the attempt
+	// hook: drop it from the ordered comparison.
+	mu.Lock()
+	var ordered []string
+	for _, g := range got {
+		if g != "leader a false" {
+			ordered = append(ordered, g)
+		}
+	}
+	got = ordered
+	mu.Unlock()
+	want := []string{"attempt <nil>", "acquire prev=\"\" waited=0s", "leader a true", "renew 0s <nil>",
+		"end context canceled", "release <nil>", "leader  false"}
+	mu.Lock()
+	defer mu.Unlock()
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("hooks called:\n%q\nwant\n%q", got, want)
 	}
 }

@@ -3,6 +3,7 @@ package leadership
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"k8s.io/apimachinery/pkg/util/wait"
@@ -66,6 +67,9 @@ loop:
 			}
 		case r := <-renewOut:
 			renewing = false
+			if h := e.cfg.Hooks.OnRenew; h != nil && !r.sentAt.IsZero() {
+				h(e.clock.Since(r.sentAt), r.failure())
+			}
 			switch {
 			case r.lost != nil:
 				cancel(r.lost)
@@ -119,8 +123,14 @@ loop:
 		lvl = e.log.Warn
 	}
 	lvl("term ended; lead has returned", "token", t.Token, "cause", cause, "leadError", leadErr)
+	if h := e.cfg.Hooks.OnTermEnd; h != nil {
+		h(t, cause)
+	}
 	if voluntary || (ctx.Err() != nil && e.cfg.releaseOnStop()) {
-		e.release(ls)
+		err := e.release(ls)
+		if h := e.cfg.Hooks.OnRelease; h != nil {
+			h(t, err)
+		}
 	}
 	e.mu.Lock()
 	e.leading = nil
@@ -207,7 +217,7 @@ func (e *Elector) handoverCause(r Record) error {
 // act at once. It runs only after lead has returned, and it is a
 // compare-and-swap: if anyone wrote since, there is nothing of ours to
 // release.
-func (e *Elector) release(ls *leaderState) {
+func (e *Elector) release(ls *leaderState) error {
 	ctx, cancel := context.WithTimeout(context.Background(), e.cfg.RenewInterval)
 	defer cancel()
 	for range 2 {
@@ -227,7 +237,7 @@ func (e *Elector) release(ls *leaderState) {
 			e.mu.Unlock()
 			e.see(res)
 			e.log.Info("released the lock", "token", ls.term.Token)
-			return
+			return nil
 		case errors.Is(err, ErrConflict):
 			cur, gerr := e.lock.Get(ctx)
 			if gerr == nil && e.isOwn(cur) && cur.HolderIdentity != "" {
@@ -235,12 +245,13 @@ func (e *Elector) release(ls *leaderState) {
 				continue
 			}
 			e.log.Info("not releasing: the lock is no longer ours")
-			return
+			return fmt.Errorf("leadership: not released, the lock is no longer ours: %w", err)
 		case errors.Is(err, ErrNotFound):
-			return
+			return fmt.Errorf("leadership: not released: %w", err)
 		default:
 			e.log.Warn("could not release the lock; successors take over after the lease duration instead", "error", err)
-			return
+			return fmt.Errorf("leadership: release failed: %w", err)
 		}
 	}
+	return errors.New("leadership: not released: the lock kept changing")
 }

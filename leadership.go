@@ -320,6 +320,9 @@ func (e *Elector) changed() {
 		return
 	}
 	e.leader = l
+	if h := e.cfg.Hooks.OnLeader; h != nil {
+		h(l)
+	}
 	for ch := range e.subs {
 		select {
 		case <-ch: // drop the unread older value: latest wins
