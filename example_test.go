@@ -144,7 +144,9 @@ func ExampleElector_Healthy() {
 
 func ExampleDefaultIdentity() {
 	// On Kubernetes the host name is the pod name: "web-7d9f-x2x4z-1a2b3c4d".
-	fmt.Println(leadership.DefaultIdentity() != leadership.DefaultIdentity())
+	// Two calls never return the same identity.
+	a, b := leadership.DefaultIdentity(), leadership.DefaultIdentity()
+	fmt.Println(a != b)
 	// Output: true
 }
 

@@ -15,6 +15,11 @@ if [ -n "$unformatted" ]; then
 	echo "gofmt needed on:"; echo "$unformatted"; exit 1
 fi
 
+step "staticcheck (pinned in tools/go.mod)"
+go -C tools build -o ../bin/staticcheck honnef.co/go/tools/cmd/staticcheck
+./bin/staticcheck ./...
+(cd e2e && ../bin/staticcheck ./...)
+
 step "go vet (library)"
 go vet ./...
 step "go vet (e2e)"
