@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"time"
 
 	"k8s.io/apimachinery/pkg/util/wait"
@@ -40,7 +41,7 @@ func (e *Elector) decide(o observation, now time.Time) (action, time.Duration) {
 		// Released: the holder's work has returned, so waiting is pointless,
 		// unless the release was a handover to someone else, who gets a head
 		// start.
-		if p := r.PreferredHolder; p != "" && p != e.cfg.Identity {
+		if p := r.PreferredHolder; p != "" && p != e.cfg.Identity && p != AnyOtherHolder {
 			if g := o.at.Add(e.cfg.RenewInterval); now.Before(g) {
 				return actWait, g.Sub(now)
 			}
@@ -178,9 +179,12 @@ func (e *Elector) acquire(ctx context.Context, o observation, act action) (Term,
 		if prev.HolderIdentity != e.cfg.Identity && rec.LeaseTransitions < 1<<31-1 {
 			rec.LeaseTransitions++
 		}
-		if prev.PreferredHolder != e.cfg.Identity {
-			rec.PreferredHolder = prev.PreferredHolder
+		// A handover request is fulfilled by the acquisition of the named
+		// successor, or of anyone when any successor was asked for.
+		if p := prev.PreferredHolder; p != e.cfg.Identity && p != AnyOtherHolder {
+			rec.PreferredHolder = p
 		}
+		rec.Values = prev.Values
 		res, err = e.lock.Update(rctx, rec)
 	}
 	if err != nil {
@@ -198,7 +202,7 @@ func (e *Elector) acquire(ctx context.Context, o observation, act action) (Term,
 	e.see(res)
 	v := &validity{now: e.clock.Now, boot: e.boot}
 	v.extend(now, bootAt, e.cfg.validity())
-	t := Term{Identity: e.cfg.Identity, Token: res.Version, AcquireTime: now, v: v}
+	t := Term{Identity: e.cfg.Identity, Token: res.Version, AcquireTime: now, Values: maps.Clone(res.Values), v: v}
 	return t, res, nil
 }
 
@@ -226,7 +230,7 @@ func (r renewResult) failure() error {
 
 // renew writes a new renewTime over our last record, compare-and-swap on its
 // version, with a deadline no later than the end of validity.
-func (e *Elector) renew(ctx context.Context, t Term, last Record) renewResult {
+func (e *Elector) renew(ctx context.Context, t Term, last Record, values map[string]string) renewResult {
 	now, bootAt := e.clock.Now(), e.boot()
 	left := t.Remaining()
 	if left <= 0 {
@@ -238,6 +242,7 @@ func (e *Elector) renew(ctx context.Context, t Term, last Record) renewResult {
 	rec.RenewTime = now
 	rec.Token = t.Token
 	rec.Instance = e.instance
+	rec.Values = values
 	rctx, cancel := context.WithTimeout(ctx, left)
 	defer cancel()
 	res, err := e.lock.Update(rctx, rec)

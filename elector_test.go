@@ -799,10 +799,83 @@ func TestHooks(t *testing.T) {
 	got = ordered
 	mu.Unlock()
 	want := []string{"attempt <nil>", "acquire prev=\"\" waited=0s", "leader a true", "renew 0s <nil>",
-		"end context canceled", "release <nil>", "leader  false"}
+		"end context canceled", "leader  false", "release <nil>"}
 	mu.Lock()
 	defer mu.Unlock()
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("hooks called:\n%q\nwant\n%q", got, want)
+	}
+}
+
+func TestProclaimIsFencedAndCarriedOver(t *testing.T) {
+	h := newHarness(t)
+	ml := newMemLock()
+	va := &view{memLock: ml}
+	a, b := h.elector("a", va, nil), h.elector("b", ml, nil)
+	la, lb := newLead(), newLead()
+	run(t, a, la)
+	eventually(t, "a elected", func() bool { return la.count() == 1 })
+	ctx := t.Context()
+	ta := la.term(0)
+	if err := a.Proclaim(ctx, ta, map[string]string{"last-run": "1", "cursor": "x"}); err != nil {
+		t.Fatal(err)
+	}
+	r, _ := ml.get()
+	if r.Values["last-run"] != "1" || r.Values["cursor"] != "x" || r.HolderIdentity != "a" {
+		t.Fatalf("record %+v", r)
+	}
+	// It counted as a renewal: validity runs from the proclaim's send time.
+	if err := a.Proclaim(ctx, ta, map[string]string{"cursor": ""}); err != nil {
+		t.Fatal(err)
+	}
+	if r, _ := ml.get(); len(r.Values) != 1 {
+		t.Fatalf("empty value did not delete its key: %v", r.Values)
+	}
+	if err := b.Proclaim(ctx, ta, map[string]string{"x": "y"}); !errors.Is(err, ErrNotLeader) {
+		t.Fatalf("follower proclaimed: %v", err)
+	}
+	run(t, b, lb)
+	eventually(t, "b observes a", func() bool { return b.Leader().Identity == "a" })
+	// a is cut off; its proclaim cannot succeed and ends with the term.
+	va.setCut(true)
+	errc := make(chan error, 1)
+	go func() { errc <- a.Proclaim(ctx, ta, map[string]string{"last-run": "stale"}) }()
+	for i := 0; lb.count() == 0 && i < 200; i++ {
+		h.fc.Step(100 * time.Millisecond)
+		time.Sleep(time.Millisecond)
+	}
+	eventually(t, "b elected", func() bool { return lb.count() == 1 })
+	if err := <-errc; !errors.Is(err, ErrNotLeader) || !errors.Is(err, ErrValidityExpired) {
+		t.Fatalf("proclaim of a lapsed term: %v", err)
+	}
+	if got := lb.term(0).Values["last-run"]; got != "1" {
+		t.Fatalf("b's term starts with values %v", lb.term(0).Values)
+	}
+	if err := a.Proclaim(ctx, ta, map[string]string{"last-run": "stale"}); !errors.Is(err, ErrNotLeader) {
+		t.Fatalf("old term proclaimed: %v", err)
+	}
+	if r, _ := ml.get(); r.Values["last-run"] != "1" {
+		t.Fatalf("values moved by a stale leader: %v", r.Values)
+	}
+}
+
+func TestHandoverToAnyOther(t *testing.T) {
+	h := newHarness(t)
+	ml := newMemLock()
+	a, b := h.elector("a", ml, nil), h.elector("b", ml, nil)
+	la, lb := newLead(), newLead()
+	run(t, a, la)
+	eventually(t, "a elected", func() bool { return la.count() == 1 })
+	run(t, b, lb)
+	eventually(t, "b observes a", func() bool { return b.Leader().Identity == "a" })
+	r, _ := ml.get()
+	r.PreferredHolder = AnyOtherHolder
+	ml.apply(r)
+	eventually(t, "b elected", func() bool { return lb.count() == 1 })
+	if !errors.Is(la.cause(0), ErrHandover) {
+		t.Fatalf("a's cause %v", la.cause(0))
+	}
+	if r, _ := ml.get(); r.PreferredHolder != "" || r.HolderIdentity != "b" {
+		t.Fatalf("record after handover %+v", r)
 	}
 }

@@ -155,3 +155,24 @@ func ExampleTerm_Remaining() {
 	fmt.Println(t.Remaining())
 	// Output: 0s
 }
+
+// A nightly sweep whose schedule survives failover: the last run is kept
+// with the lock, and only the current term can move it.
+func ExampleElector_Proclaim() {
+	e, err := newElector()
+	if err != nil {
+		return
+	}
+	_ = e.Run(context.Background(), func(ctx context.Context, t leadership.Term) error {
+		last, _ := time.Parse(time.RFC3339, t.Values["sweep-last-run"])
+		if time.Since(last) >= 24*time.Hour {
+			// sweep(ctx, t.Token) ...
+			now := time.Now().UTC().Format(time.RFC3339)
+			if err := e.Proclaim(ctx, t, map[string]string{"sweep-last-run": now}); err != nil {
+				return err // the term ended: a successor will run it
+			}
+		}
+		<-ctx.Done()
+		return nil
+	})
+}

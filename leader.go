@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"time"
 
 	"k8s.io/apimachinery/pkg/util/wait"
@@ -39,6 +40,36 @@ func (e *Elector) leadTerm(ctx context.Context, t Term, rec Record, lead LeadFun
 	defer renewT.Stop()
 	renewOut := make(chan renewResult, 1)
 	renewing := false
+	// Proclaimed values wait in pending for the next write, then ride in
+	// inflight until its outcome answers them.
+	var pending, inflight []proclaimReq
+	startRenew := func() {
+		renewing = true
+		last := ls.last
+		values := last.Values
+		if len(pending) > 0 {
+			values = maps.Clone(values)
+			if values == nil {
+				values = map[string]string{}
+			}
+			for _, p := range pending {
+				for k, v := range p.values {
+					if v == "" {
+						delete(values, k)
+					} else {
+						values[k] = v
+					}
+				}
+			}
+			inflight, pending = pending, nil
+		}
+		go func() { renewOut <- e.renew(termCtx, t, last, values) }()
+	}
+	answer := func(reqs []proclaimReq, err error) {
+		for _, p := range reqs {
+			p.done <- err
+		}
+	}
 	var errs errLogger
 	var leadErr error
 	returned := false
@@ -61,9 +92,16 @@ loop:
 			}
 		case <-renewT.C():
 			if !renewing {
-				renewing = true
-				last := ls.last
-				go func() { renewOut <- e.renew(termCtx, t, last) }()
+				startRenew()
+			}
+		case p := <-e.proclaims:
+			if p.token != t.Token {
+				p.done <- ErrNotLeader
+				continue
+			}
+			pending = append(pending, p)
+			if !renewing {
+				startRenew()
 			}
 		case r := <-renewOut:
 			renewing = false
@@ -72,15 +110,19 @@ loop:
 			}
 			switch {
 			case r.lost != nil:
+				answer(inflight, r.lost)
+				inflight = nil
 				cancel(r.lost)
 				break loop
 			case r.err != nil:
 				if termCtx.Err() == nil {
 					errs.log(e.log, e.clock.Now(), "renewal failed; retrying until validity runs out", r.err)
 				}
+				pending, inflight = append(inflight, pending...), nil
 				renewT.Reset(wait.Jitter(e.cfg.RetryPeriod, 0.2))
 			case r.adopted:
 				ls.last = r.rec
+				pending, inflight = append(inflight, pending...), nil
 				if cause := e.handoverCause(r.rec); cause != nil {
 					cancel(cause)
 					break loop
@@ -95,7 +137,13 @@ loop:
 				e.writeEpoch++
 				e.mu.Unlock()
 				e.see(r.rec)
-				renewT.Reset(max(0, e.cfg.RenewInterval-e.clock.Since(r.sentAt)))
+				answer(inflight, nil)
+				inflight = nil
+				if len(pending) > 0 {
+					startRenew()
+				} else {
+					renewT.Reset(max(0, e.cfg.RenewInterval-e.clock.Since(r.sentAt)))
+				}
 			}
 		}
 	}
@@ -109,10 +157,21 @@ loop:
 	if renewing {
 		// It runs under termCtx, now cancelled, so it ends soon; if it did
 		// write, the release must compare-and-swap against that write.
-		if r := <-renewOut; r.lost == nil && r.err == nil {
+		r := <-renewOut
+		if r.lost == nil && r.err == nil {
 			ls.last = r.rec
 		}
+		if r.failure() == nil {
+			answer(inflight, nil)
+			inflight = nil
+		}
 	}
+	// Close the door before answering, so no request is left waiting.
+	e.mu.Lock()
+	e.leading = nil
+	e.mu.Unlock()
+	answer(append(inflight, pending...), fmt.Errorf("%w: the term ended: %w", ErrNotLeader, cause))
+	e.drainProclaims(cause)
 	e.mu.Lock()
 	e.stopping = time.Time{}
 	e.mu.Unlock()
@@ -133,10 +192,60 @@ loop:
 		}
 	}
 	e.mu.Lock()
-	e.leading = nil
 	e.changed()
 	e.mu.Unlock()
 	return voluntary
+}
+
+// proclaimReq asks the leader loop to write values in the term token.
+type proclaimReq struct {
+	token  uint64
+	values map[string]string
+	done   chan error
+}
+
+// Proclaim writes values (an empty value deletes its key) to the lock as
+// part of term t, and returns once the write succeeded. The write is a
+// compare-and-swap on the term's last write, so it can only succeed while t
+// is this elector's current term: a leader that lost its term cannot move
+// the values. It also counts as a renewal. Values survive into later terms
+// (Term.Values) and are visible to anyone who reads the lock. It fails with
+// ErrNotLeader if t is not the current term, or ends before the write
+// succeeded.
+func (e *Elector) Proclaim(ctx context.Context, t Term, values map[string]string) error {
+	e.mu.Lock()
+	ls := e.leading
+	e.mu.Unlock()
+	if ls == nil || ls.term.Token != t.Token || t.Token == 0 {
+		return ErrNotLeader
+	}
+	p := proclaimReq{token: t.Token, values: maps.Clone(values), done: make(chan error, 1)}
+	select {
+	case e.proclaims <- p:
+	case <-ls.done:
+		return ErrNotLeader
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case err := <-p.done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// drainProclaims answers requests that reached the channel as the term
+// ended.
+func (e *Elector) drainProclaims(cause error) {
+	for {
+		select {
+		case p := <-e.proclaims:
+			p.done <- fmt.Errorf("%w: the term ended: %w", ErrNotLeader, cause)
+		default:
+			return
+		}
+	}
 }
 
 // awaitLead waits for lead to return after its context was cancelled,

@@ -61,8 +61,9 @@ type Elector struct {
 
 	running atomic.Bool
 	// notify wakes the Run loop when the observed state changed.
-	notify chan struct{}
-	resign chan struct{}
+	notify    chan struct{}
+	resign    chan struct{}
+	proclaims chan proclaimReq
 
 	mu         sync.Mutex
 	obs        observation
@@ -125,6 +126,7 @@ func newElector(lock Lock, cfg Config, clk clock.WithTicker, boot func() time.Du
 		suspendCheck: 250 * time.Millisecond,
 		notify:       make(chan struct{}, 1),
 		resign:       make(chan struct{}, 1),
+		proclaims:    make(chan proclaimReq),
 		subs:         map[chan Leader]struct{}{},
 	}, nil
 }

@@ -24,7 +24,10 @@ type Record struct {
 	// lock is deleted, which is why it is not the fencing token.
 	LeaseTransitions int32
 
-	// PreferredHolder names a requested successor (a handover).
+	// PreferredHolder names a requested successor (a handover): the holder
+	// steps down and releases, and the others leave the released lock to
+	// the named replica for a short grace period. AnyOtherHolder asks the
+	// holder to step down in favour of whoever is next.
 	PreferredHolder string
 	// Token is the fencing token the holder published for its term; 0 when
 	// the holder has not published one (a client-go holder, or a term whose
@@ -35,12 +38,22 @@ type Record struct {
 	// --identity) are told apart by it.
 	Instance string
 
+	// Values are small key/value pairs kept with the lock across terms, such
+	// as when a leader-only task last ran. The leader writes them with
+	// Elector.Proclaim, fenced by its term; acquisitions carry them over.
+	// Treat the map as read-only: writers always build a new one.
+	Values map[string]string
+
 	// Version is the backend's revision of the record. Update uses it as a
 	// compare-and-swap precondition. Versions of one lock must strictly
 	// increase over every write, including a delete and re-create: the
 	// fencing token is the version of the write that began a term.
 	Version uint64
 }
+
+// AnyOtherHolder, as Record.PreferredHolder, asks the holder to hand over
+// to any other replica.
+const AnyOtherHolder = "*"
 
 // EventType says what happened to a watched lock.
 type EventType int

@@ -24,6 +24,9 @@ type Term struct {
 	Token uint64
 	// AcquireTime is the wall-clock time the term was won (informational).
 	AcquireTime time.Time
+	// Values are the lock's values (see Record.Values) as they were when
+	// the term was won: what earlier terms proclaimed.
+	Values map[string]string
 
 	v *validity
 }
@@ -52,6 +55,8 @@ var (
 	ErrResigned = errors.New("leadership: resigned")
 	// ErrLeadReturned: the lead function returned by itself.
 	ErrLeadReturned = errors.New("leadership: lead function returned")
+	// ErrNotLeader: Proclaim was called with a term that is not current.
+	ErrNotLeader = errors.New("leadership: not the leader in this term")
 	// ErrSuspended: the host was suspended long enough to outlast validity.
 	ErrSuspended = errors.New("leadership: host was suspended past the term's validity")
 )

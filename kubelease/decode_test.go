@@ -1,7 +1,9 @@
 package kubelease
 
 import (
+	"reflect"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -14,7 +16,8 @@ import (
 func TestEncodeDecodeRoundTrip(t *testing.T) {
 	now := time.Date(2026, 11, 28, 12, 0, 0, 123456000, time.UTC)
 	r := leadership.Record{HolderIdentity: "pod-1-ab12", LeaseDuration: 15 * time.Second, AcquireTime: now,
-		RenewTime: now.Add(time.Second), LeaseTransitions: 4, PreferredHolder: "pod-2", Token: 99, Instance: "deadbeef"}
+		RenewTime: now.Add(time.Second), LeaseTransitions: 4, PreferredHolder: "pod-2", Token: 99, Instance: "deadbeef",
+		Values: map[string]string{"last-run": "2026-11-28T12:00:00Z", "sweep.cursor": "42"}}
 	base := &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Name: "l", Namespace: "n", ResourceVersion: "42",
 		Labels: map[string]string{"app": "x"}, Annotations: map[string]string{"other": "kept"}}}
 	lease := Encode(base, r)
@@ -29,7 +32,7 @@ func TestEncodeDecodeRoundTrip(t *testing.T) {
 		t.Fatal(err)
 	}
 	r.Version = 42
-	if got != r {
+	if !reflect.DeepEqual(got, r) {
 		t.Fatalf("round trip:\n got %+v\nwant %+v", got, r)
 	}
 	// Same field meaning as client-go's LeaderElectionRecord.
@@ -37,9 +40,12 @@ func TestEncodeDecodeRoundTrip(t *testing.T) {
 		!lease.Spec.RenewTime.Time.Equal(now.Add(time.Second)) {
 		t.Fatalf("spec %+v", lease.Spec)
 	}
-	// Clearing token and successor removes the annotations.
-	r.Token, r.PreferredHolder = 0, ""
+	// Clearing token, successor and values removes the annotations.
+	r.Token, r.PreferredHolder, r.Values = 0, "", map[string]string{"sweep.cursor": "43"}
 	lease = Encode(lease, r)
+	if _, ok := lease.Annotations[ValuesPrefix+"last-run"]; ok || lease.Annotations[ValuesPrefix+"sweep.cursor"] != "43" {
+		t.Fatalf("values not replaced: %v", lease.Annotations)
+	}
 	if _, ok := lease.Annotations[AnnotationToken]; ok {
 		t.Fatal("token annotation kept")
 	}
@@ -93,6 +99,19 @@ func TestDecodeOddLeases(t *testing.T) {
 	}
 }
 
+func TestBadValueKeyRefused(t *testing.T) {
+	l, err := New(fakeGetter{}, "ns", "x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"", "has space", "a/b", strings.Repeat("k", 64)} {
+		_, err := l.Update(t.Context(), leadership.Record{Version: 1, Values: map[string]string{k: "v"}})
+		if err == nil || !strings.Contains(err.Error(), "cannot be stored as annotation") {
+			t.Errorf("key %q: %v", k, err)
+		}
+	}
+}
+
 func TestNewValidates(t *testing.T) {
 	for _, c := range []struct{ ns, name string }{{"", "x"}, {"Bad_NS", "x"}, {"ns", ""}, {"ns", "UPPER"}, {"ns", "a/b"}} {
 		if _, err := New(fakeGetter{}, c.ns, c.name); err == nil {
@@ -129,7 +148,7 @@ func FuzzDecode(f *testing.F) {
 			t.Fatalf("decoded %+v", r)
 		}
 		again, err := Decode(Encode(lease, r))
-		if err != nil || again != r {
+		if err != nil || !reflect.DeepEqual(again, r) {
 			t.Fatalf("re-encode changed the record:\n%+v\n%+v (%v)", r, again, err)
 		}
 	})

@@ -35,7 +35,20 @@ const (
 	AnnotationToken           = "leadership.dev/token"
 	AnnotationInstance        = "leadership.dev/instance"
 	AnnotationPreferredHolder = "leadership.dev/preferred-holder"
+	// ValuesPrefix prefixes the annotation of each Record.Values key.
+	ValuesPrefix = "values.leadership.dev/"
 )
+
+// checkValues refuses keys that cannot be annotation names, before the API
+// server does with a less specific message.
+func checkValues(r leadership.Record) error {
+	for k := range r.Values {
+		if errs := validation.IsQualifiedName(ValuesPrefix + k); len(errs) > 0 {
+			return fmt.Errorf("kubelease: value key %q cannot be stored as annotation %q: %s", k, ValuesPrefix+k, strings.Join(errs, "; "))
+		}
+	}
+	return nil
+}
 
 // Lock is a leadership.Lock on one Lease.
 type Lock struct {
@@ -82,6 +95,9 @@ func (l *Lock) Get(ctx context.Context) (leadership.Record, error) {
 }
 
 func (l *Lock) Create(ctx context.Context, r leadership.Record) (leadership.Record, error) {
+	if err := checkValues(r); err != nil {
+		return leadership.Record{}, err
+	}
 	lease := Encode(&coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Namespace: l.namespace, Name: l.name}}, r)
 	lease.ResourceVersion = ""
 	out, err := l.client.Leases(l.namespace).Create(ctx, lease, metav1.CreateOptions{})
@@ -100,6 +116,9 @@ func (l *Lock) Create(ctx context.Context, r leadership.Record) (leadership.Reco
 func (l *Lock) Update(ctx context.Context, r leadership.Record) (leadership.Record, error) {
 	if r.Version == 0 {
 		return leadership.Record{}, fmt.Errorf("kubelease: update of %s without a version: %w", l, leadership.ErrConflict)
+	}
+	if err := checkValues(r); err != nil {
+		return leadership.Record{}, err
 	}
 	rv := strconv.FormatUint(r.Version, 10)
 	l.mu.Lock()
@@ -264,6 +283,14 @@ func Decode(lease *coordinationv1.Lease) (leadership.Record, error) {
 		r.Token = t
 	}
 	r.Instance = a[AnnotationInstance]
+	for k, v := range a {
+		if name, ok := strings.CutPrefix(k, ValuesPrefix); ok {
+			if r.Values == nil {
+				r.Values = map[string]string{}
+			}
+			r.Values[name] = v
+		}
+	}
 	return r, nil
 }
 
@@ -282,9 +309,14 @@ func Encode(base *coordinationv1.Lease, r leadership.Record) *coordinationv1.Lea
 	lease.Spec.LeaseTransitions = &transitions
 	lease.Spec.AcquireTime = microTime(r.AcquireTime)
 	lease.Spec.RenewTime = microTime(r.RenewTime)
-	a := make(map[string]string, len(lease.Annotations)+3)
+	a := make(map[string]string, len(lease.Annotations)+3+len(r.Values))
 	for k, v := range lease.Annotations {
-		a[k] = v
+		if !strings.HasPrefix(k, ValuesPrefix) {
+			a[k] = v
+		}
+	}
+	for k, v := range r.Values {
+		a[ValuesPrefix+k] = v
 	}
 	set := func(k, v string) {
 		if v == "" {
