@@ -223,3 +223,68 @@ func TestTokensIncreaseOver50Transitions(t *testing.T) {
 	t.Logf("%d terms, tokens %d … %d", len(ivs), ivs[0].token, ivs[len(ivs)-1].token)
 	led.check(t)
 }
+
+// Values proclaimed in a term are stored on the Lease, carried into the next
+// term, and cannot be moved by a term that has ended.
+func TestProclaimAcrossHandover(t *testing.T) {
+	lease, led, log := leaseName(t), &ledger{}, testLogger(t)
+	a := startCandidate(t, lease, "vals-a", led, log, nil)
+	eventually(t, 30*time.Second, "a leads", func() bool { return a.termCount() == 1 })
+	ta := a.term(0)
+	ctx := context.Background()
+	if err := a.e.Proclaim(ctx, ta, map[string]string{"last-run": "run-1"}); err != nil {
+		t.Fatal(err)
+	}
+	if got := getLease(t, lease).Annotations["values.leadership.dev/last-run"]; got != "run-1" {
+		t.Fatalf("annotation %q", got)
+	}
+	b := startCandidate(t, lease, "vals-b", led, log, nil)
+	eventually(t, 30*time.Second, "b follows", func() bool { return b.e.Leader().Identity == "vals-a" })
+	if err := a.e.Resign(ctx); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 30*time.Second, "b leads", func() bool { return b.termCount() == 1 })
+	if got := b.term(0).Values["last-run"]; got != "run-1" {
+		t.Fatalf("b's term starts with %v", b.term(0).Values)
+	}
+	if err := a.e.Proclaim(ctx, ta, map[string]string{"last-run": "stale"}); !errors.Is(err, leadership.ErrNotLeader) {
+		t.Fatalf("ended term proclaimed: %v", err)
+	}
+	if got := getLease(t, lease).Annotations["values.leadership.dev/last-run"]; got != "run-1" {
+		t.Fatalf("annotation moved to %q", got)
+	}
+	led.check(t)
+}
+
+// A handover requested on the Lease (what `leadership handover --to`
+// writes) moves leadership to the named replica.
+func TestHandoverToNamedReplica(t *testing.T) {
+	lease, led, log := leaseName(t), &ledger{}, testLogger(t)
+	var cs []*candidate
+	for _, id := range ids("hand", 3) {
+		cs = append(cs, startCandidate(t, lease, id, led, log, nil))
+	}
+	for round := 0; round < 3; round++ {
+		old := leaderAmong(t, led, cs)
+		var to *candidate
+		for _, c := range cs {
+			if c != old && (to == nil || c.termCount() < to.termCount()) {
+				to = c
+			}
+		}
+		n := to.termCount()
+		l := getLease(t, lease)
+		if l.Annotations == nil {
+			l.Annotations = map[string]string{}
+		}
+		l.Annotations["leadership.dev/preferred-holder"] = to.id
+		if _, err := admin(t).CoordinationV1().Leases(ns).Update(context.Background(), l, metav1.UpdateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, 30*time.Second, "the named replica leads", func() bool { return to.termCount() == n+1 })
+		if _, ok := getLease(t, lease).Annotations["leadership.dev/preferred-holder"]; ok {
+			t.Fatal("request not cleared by the successor's acquisition")
+		}
+	}
+	led.check(t)
+}
