@@ -1,0 +1,203 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"sort"
+	"strconv"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+	coordinationv1 "k8s.io/api/coordination/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/leadership-dev/leadership/kubelease"
+)
+
+// leaseStatus is one Lease as `status` shows it.
+type leaseStatus struct {
+	Namespace string `json:"namespace"`
+	Name      string `json:"name"`
+	// Holder is "" when the Lease is released.
+	Holder string `json:"holder"`
+	// Token is the fencing token the holder published (0: none yet).
+	Token            uint64     `json:"token"`
+	AcquireTime      *time.Time `json:"acquireTime,omitempty"`
+	RenewTime        *time.Time `json:"renewTime,omitempty"`
+	LeaseDurationSec int64      `json:"leaseDurationSeconds"`
+	// AgeSeconds is how long the holder has held it (wall clocks).
+	AgeSeconds *float64 `json:"ageSeconds,omitempty"`
+	// ExpiresInSeconds is renewTime + leaseDuration − now on this host's
+	// clock: negative once overdue. Informational, as it compares clocks.
+	ExpiresInSeconds *float64          `json:"expiresInSeconds,omitempty"`
+	Transitions      int32             `json:"transitions"`
+	PreferredHolder  string            `json:"preferredHolder,omitempty"`
+	Values           map[string]string `json:"values,omitempty"`
+}
+
+func newStatusCmd(g *globalFlags, stdout io.Writer) *cobra.Command {
+	var lease, output string
+	var all bool
+	cmd := &cobra.Command{
+		Use:   "status [--lease NAME | --all] [-o table|json]",
+		Short: "Show who holds a Lease: holder, token, age, expiry, transitions, requested successor",
+		Long: `Show the state of one Lease (--lease) or of every Lease in the namespace (--all):
+the holder, its fencing token, how long it has held the Lease, when it expires
+unless renewed, how many times the holder changed, and a requested successor
+(a handover in progress). Times compare this host's clock with the holder's.
+
+With -o json, --lease prints one object and --all an array.
+
+` + exitCodesHelp,
+		Example: `  leadership status --lease credential-renewer
+  leadership status --all -n payments
+  leadership status --lease credential-renewer -o json | jq .holder`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if output != "table" && output != "json" {
+				return usageErrorf("invalid -o %q: use table or json", output)
+			}
+			switch {
+			case all && lease != "":
+				return usageErrorf("give either --lease NAME or --all, not both")
+			case !all && lease == "":
+				return usageErrorf("--lease NAME or --all is required: which Lease? ('leadership status --all' lists them)")
+			case !all:
+				if err := checkLeaseName(lease); err != nil {
+					return err
+				}
+			}
+			k, err := g.connect(nil)
+			if err != nil {
+				return err
+			}
+			ctx, cancel := context.WithTimeout(cmd.Context(), requestTimeout)
+			defer cancel()
+			now := time.Now()
+			var list []leaseStatus
+			if all {
+				ls, err := k.client.CoordinationV1().Leases(k.namespace).List(ctx, metav1.ListOptions{})
+				if err != nil {
+					return k.apiError("list", fmt.Sprintf("Leases in namespace %q", k.namespace), err)
+				}
+				for i := range ls.Items {
+					list = append(list, statusOf(&ls.Items[i], now))
+				}
+				sort.Slice(list, func(i, j int) bool { return list[i].Name < list[j].Name })
+			} else {
+				l, err := k.client.CoordinationV1().Leases(k.namespace).Get(ctx, lease, metav1.GetOptions{})
+				if apierrors.IsNotFound(err) {
+					return k.leaseNotFound(ctx, lease)
+				}
+				if err != nil {
+					return k.apiError("get", fmt.Sprintf("Lease %s/%s", k.namespace, lease), err)
+				}
+				list = append(list, statusOf(l, now))
+			}
+			if output == "json" {
+				enc := json.NewEncoder(stdout)
+				enc.SetIndent("", "  ")
+				if all {
+					if list == nil {
+						list = []leaseStatus{}
+					}
+					return enc.Encode(list)
+				}
+				return enc.Encode(list[0])
+			}
+			if len(list) == 0 {
+				fmt.Fprintf(stdout, "No Leases in namespace %q.\n", k.namespace)
+				return nil
+			}
+			return printTable(stdout, list)
+		},
+	}
+	fs := cmd.Flags()
+	fs.StringVarP(&lease, "lease", "l", "", "name of the Lease")
+	fs.BoolVarP(&all, "all", "A", false, "every Lease in the namespace")
+	fs.StringVarP(&output, "output", "o", "table", "output format: table or json")
+	return cmd
+}
+
+func statusOf(l *coordinationv1.Lease, now time.Time) leaseStatus {
+	s := leaseStatus{Namespace: l.Namespace, Name: l.Name}
+	r, err := kubelease.Decode(l)
+	if err != nil {
+		// Not one of ours, or an odd resourceVersion: show the spec alone.
+		if l.Spec.HolderIdentity != nil {
+			s.Holder = *l.Spec.HolderIdentity
+		}
+		return s
+	}
+	s.Holder = r.HolderIdentity
+	s.Token = r.Token
+	s.LeaseDurationSec = int64(r.LeaseDuration / time.Second)
+	s.Transitions = r.LeaseTransitions
+	s.PreferredHolder = r.PreferredHolder
+	s.Values = r.Values
+	if !r.AcquireTime.IsZero() {
+		t := r.AcquireTime
+		s.AcquireTime = &t
+		if s.Holder != "" {
+			age := now.Sub(t).Seconds()
+			s.AgeSeconds = &age
+		}
+	}
+	if !r.RenewTime.IsZero() {
+		t := r.RenewTime
+		s.RenewTime = &t
+		if s.Holder != "" {
+			exp := t.Add(r.LeaseDuration).Sub(now).Seconds()
+			s.ExpiresInSeconds = &exp
+		}
+	}
+	return s
+}
+
+func printTable(w io.Writer, list []leaseStatus) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "LEASE\tHOLDER\tTOKEN\tAGE\tEXPIRES IN\tTRANSITIONS\tSUCCESSOR")
+	for _, s := range list {
+		holder, token, age, exp := s.Holder, "-", "-", "-"
+		if holder == "" {
+			holder = "(released)"
+		}
+		if s.Token != 0 && s.Holder != "" {
+			token = strconv.FormatUint(s.Token, 10)
+		}
+		if s.AgeSeconds != nil {
+			age = human(*s.AgeSeconds)
+		}
+		if s.ExpiresInSeconds != nil {
+			if *s.ExpiresInSeconds >= 0 {
+				exp = human(*s.ExpiresInSeconds)
+			} else {
+				exp = "expired " + human(-*s.ExpiresInSeconds) + " ago"
+			}
+		}
+		succ := s.PreferredHolder
+		if succ == "" {
+			succ = "-"
+		} else if succ == "*" {
+			succ = "* (anyone else)"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\n", s.Name, holder, token, age, exp, s.Transitions, succ)
+	}
+	return tw.Flush()
+}
+
+// human prints seconds the way kubectl prints ages, with tenths below 10s.
+func human(sec float64) string {
+	d := time.Duration(sec * float64(time.Second))
+	switch {
+	case d < 10*time.Second:
+		return d.Round(100 * time.Millisecond).String()
+	case d < time.Hour:
+		return d.Round(time.Second).String()
+	}
+	return d.Round(time.Minute).String()
+}
