@@ -33,7 +33,10 @@ type Term struct {
 
 // Remaining returns how long the term stays valid if no renewal succeeds from
 // now on; zero or less means it is over. The term's context is cancelled
-// when it reaches zero, whatever the lock's backend does.
+// when it reaches zero, whatever the lock's backend does. It can read zero
+// for a moment before a renewal sent in time lands and extends the term
+// (which is safe: validity counts from the renewal's send time); the term is
+// over when its context is done.
 func (t Term) Remaining() time.Duration {
 	if t.v == nil {
 		return 0

@@ -28,6 +28,10 @@ step "go vet (e2e)"
 step "unit tests with -race (library)"
 go test -race -count=1 ./...
 
+step "PostgreSQL for the credentials e2e tests (installs Debian's postgresql if missing)"
+pgbin=$(./scripts/postgres.sh)
+export LEADERSHIP_PG_BINDIR="$pgbin"
+
 step "integration tests with -race (real kube-apiserver + etcd)"
 (cd e2e && go test -race -count=1 -timeout 40m ./...)
 
