@@ -101,7 +101,7 @@ func TestCrashTakeover(t *testing.T) {
 	if oldIv.open || !oldIv.end.Before(next.start) {
 		t.Fatalf("cut-off leader still worked when the successor started")
 	}
-	cause, _ := old.ending(0)
+	_, cause := old.ending(0)
 	if !errors.Is(cause, leadership.ErrValidityExpired) {
 		t.Fatalf("cut-off leader's term ended with %v", cause)
 	}
@@ -145,7 +145,7 @@ func TestLeaseDeletedWhileHeld(t *testing.T) {
 		t.Fatal(err)
 	}
 	eventually(t, 30*time.Second, "the leader's work stops", func() bool { return old.endedCount() == 1 })
-	cause, rem := old.ending(0)
+	rem, cause := old.ending(0)
 	if !errors.Is(cause, leadership.ErrLockDeleted) || rem <= 0 {
 		t.Fatalf("ended with %v, %v of validity left: want ErrLockDeleted well before validity ends", cause, rem)
 	}
@@ -182,7 +182,7 @@ func TestHolderOverwrittenByHand(t *testing.T) {
 		t.Fatal(err)
 	}
 	eventually(t, 30*time.Second, "the leader's work stops", func() bool { return old.endedCount() == 1 })
-	cause, rem := old.ending(0)
+	rem, cause := old.ending(0)
 	if !errors.Is(cause, leadership.ErrLockLost) || rem <= 0 {
 		t.Fatalf("ended with %v, %v of validity left: want ErrLockLost before validity ends", cause, rem)
 	}

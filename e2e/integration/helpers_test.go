@@ -284,10 +284,10 @@ func (c *candidate) endedCount() int {
 	return len(c.causes)
 }
 
-func (c *candidate) ending(i int) (error, time.Duration) {
+func (c *candidate) ending(i int) (remaining time.Duration, cause error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.causes[i], c.remainingAtEnd[i]
+	return c.remainingAtEnd[i], c.causes[i]
 }
 
 // leaderAmong waits until exactly one candidate works and returns it.
