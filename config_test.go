@@ -49,6 +49,11 @@ func TestConfigInvalid(t *testing.T) {
 		{"renew equals lease", Config{Identity: "a", RenewInterval: 15 * time.Second}, "RenewInterval", "two renewals"},
 		{"negative retry", Config{Identity: "a", RetryPeriod: -1}, "RetryPeriod", "at least 1ms"},
 		{"retry above renew", Config{Identity: "a", RetryPeriod: 6 * time.Second}, "RetryPeriod", "must not exceed RenewInterval"},
+		{"sub-millisecond retry", Config{Identity: "a", RetryPeriod: 500 * time.Microsecond}, "RetryPeriod", "at least 1ms"},
+		{"infinite drift", Config{Identity: "a", MaxClockDrift: math.Inf(1)}, "MaxClockDrift", "[0, 0.5)"},
+		{"negative infinite drift", Config{Identity: "a", MaxClockDrift: math.Inf(-1)}, "MaxClockDrift", "[0, 0.5)"},
+		{"lease beyond leaseDurationSeconds", Config{Identity: "a", LeaseDuration: maxLeaseDuration + time.Second}, "LeaseDuration", "must fit leaseDurationSeconds"},
+		{"two renewals do not fit once the drift margin is taken", Config{Identity: "a", LeaseDuration: time.Second, RenewInterval: 496 * time.Millisecond}, "RenewInterval", "two renewals"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

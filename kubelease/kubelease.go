@@ -238,6 +238,19 @@ func (l *Lock) wrap(verb string, err error) error {
 			leadership.ErrForbidden, verb, l, verb, l.namespace, err)
 	case apierrors.IsUnauthorized(err):
 		return fmt.Errorf("kubelease: the API server rejected this replica's credentials (check the kubeconfig or ServiceAccount token) on %s of %s: %v", verb, l, err)
+	case apierrors.IsUnexpectedServerError(err):
+		// client-go replaces an answer that is not a Kubernetes Status (a
+		// plain-HTTP request to the TLS port, a proxy's error page) by "the
+		// server rejected our request for an unknown reason" and keeps the
+		// server's own words in the details: show them.
+		var st apierrors.APIStatus
+		if errors.As(err, &st) && st.Status().Details != nil {
+			for _, c := range st.Status().Details.Causes {
+				if c.Type == metav1.CauseTypeUnexpectedServerResponse && strings.TrimSpace(c.Message) != "" {
+					return fmt.Errorf("kubelease: %s %s: %w; the server answered %q, which is not the Kubernetes API: check the server URL (scheme, host, port) in the kubeconfig", verb, l, err, strings.TrimSpace(c.Message))
+				}
+			}
+		}
 	}
 	return fmt.Errorf("kubelease: %s %s: %w", verb, l, err)
 }

@@ -1,0 +1,260 @@
+package chaos
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/leadership-dev/leadership/e2e/chaos/checker"
+	"github.com/leadership-dev/leadership/e2e/chaos/ledger"
+)
+
+// fleet is the candidates of one Lease, which is also their resource in
+// the fenced store.
+type fleet struct {
+	r      *Runner
+	name   string // Lease name and ledger fleet
+	label  string // column title in the table
+	logDir string
+
+	mu      sync.Mutex
+	members []*candidate
+	gone    []*candidate
+	seq     int
+}
+
+var identityPrefix = map[string]string{ledger.ImplLeadership: "lp", ledger.ImplClientGo: "cg"}
+
+// spawn starts a new candidate of impl with a fresh identity (as a
+// replaced pod gets a new name) and its own proxy.
+func (f *fleet) spawn(impl string) (*candidate, error) {
+	f.mu.Lock()
+	f.seq++
+	id := fmt.Sprintf("%s-%d", identityPrefix[impl], f.seq)
+	f.mu.Unlock()
+	p, err := f.r.cp.NewProxy()
+	if err != nil {
+		return nil, err
+	}
+	kubeconfig := filepath.Join(f.logDir, id+".kubeconfig")
+	if err := p.WriteKubeconfig(kubeconfig); err != nil {
+		_ = p.Close()
+		return nil, err
+	}
+	o := f.r.opts
+	c := &candidate{impl: impl, identity: id, proxy: p, logPath: filepath.Join(f.logDir, id+".log")}
+	err = c.start(f.r.bin, []string{
+		"-impl", impl,
+		"-kubeconfig", kubeconfig,
+		"-lease", f.name,
+		"-identity", id,
+		"-lease-duration", o.LeaseDuration.String(),
+		"-ledger", f.r.ledger.Addr(),
+		"-tick", o.Tick.String(),
+		"-margin", o.Margin.String(),
+	})
+	if err != nil {
+		_ = p.Close()
+		return nil, err
+	}
+	f.mu.Lock()
+	f.members = append(f.members, c)
+	f.mu.Unlock()
+	return c, nil
+}
+
+// all returns the current members.
+func (f *fleet) all() []*candidate {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.members)
+}
+
+func (f *fleet) member(id string, pid int) *candidate {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, c := range f.members {
+		if c.identity == id && c.pid() == pid {
+			return c
+		}
+	}
+	return nil
+}
+
+// remove takes an exited candidate out of the fleet.
+func (f *fleet) remove(c *candidate) {
+	f.mu.Lock()
+	f.members = slices.DeleteFunc(f.members, func(m *candidate) bool { return m == c })
+	f.gone = append(f.gone, c)
+	f.mu.Unlock()
+	_ = c.proxy.Close()
+}
+
+// replace waits for c to exit, removes it and starts a candidate of the
+// same implementation in its place, returning once the new one follows.
+func (f *fleet) replace(ctx context.Context, c *candidate) error {
+	wctx, cancel := context.WithTimeout(ctx, f.r.opts.WaitTimeout)
+	defer cancel()
+	if err := c.waitExit(wctx); err != nil {
+		return f.fail(err, c)
+	}
+	f.remove(c)
+	n, err := f.spawn(c.impl)
+	if err != nil {
+		return err
+	}
+	return f.awaitEvent(ctx, n, ledger.EventReady, 0)
+}
+
+// stopAll stops every member, gracefully if they let it.
+func (f *fleet) stopAll() {
+	var wg sync.WaitGroup
+	for _, c := range f.all() {
+		wg.Go(func() { c.stop(f.r.opts.WaitTimeout / 2) })
+	}
+	wg.Wait()
+	for _, c := range f.all() {
+		f.remove(c)
+	}
+}
+
+// fail adds the state of the fleet and the tails of the logs of the
+// candidates concerned to err.
+func (f *fleet) fail(err error, cs ...*candidate) error {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s: %v", f.label, err)
+	h := f.r.ledger.History(f.name)
+	if rec, ok := lastAccepted(h.Records); ok {
+		fmt.Fprintf(&b, "\nlast accepted write: %s pid %d term %d token %d, %v ago",
+			rec.Identity, rec.PID, rec.Term, rec.Token, ledger.Now().Sub(rec.At).Round(time.Millisecond))
+	}
+	if len(cs) == 0 {
+		cs = f.all()
+	}
+	for _, c := range cs {
+		fmt.Fprintf(&b, "\n--- %s, log %s (tail):\n%s", c, c.logPath, c.logTail(15))
+	}
+	return fmt.Errorf("%s", b.String())
+}
+
+func lastAccepted(rs []ledger.Record) (ledger.Record, bool) {
+	for i := len(rs) - 1; i >= 0; i-- {
+		if rs[i].Accepted {
+			return rs[i], true
+		}
+	}
+	return ledger.Record{}, false
+}
+
+func termOf(r ledger.Record) checker.TermKey {
+	return checker.TermKey{Identity: r.Identity, PID: r.PID, Term: r.Term}
+}
+
+// freshness is how recent a leader's last accepted write must be for it to
+// count as leading now: a few units of work.
+const freshness = 300 * time.Millisecond
+
+// stableLeader waits until a live member is leading (its work was accepted
+// within freshness) and returns it with its term.
+func (f *fleet) stableLeader(ctx context.Context) (*candidate, checker.TermKey, error) {
+	wctx, cancel := context.WithTimeout(ctx, f.r.opts.WaitTimeout)
+	defer cancel()
+	var after ledger.Mono
+	for {
+		var rec ledger.Record
+		err := f.r.ledger.Wait(wctx, f.name, func(v ledger.View) bool {
+			r, ok := v.LastAccepted()
+			if !ok || r.At <= after || ledger.Now().Sub(r.At) > freshness {
+				return false
+			}
+			rec = r
+			return true
+		})
+		if err != nil {
+			return nil, checker.TermKey{}, f.fail(fmt.Errorf("waiting for a leader: %w", err))
+		}
+		if c := f.member(rec.Identity, rec.PID); c != nil {
+			return c, termOf(rec), nil
+		}
+		after = rec.At // a write of a process no longer in the fleet
+	}
+}
+
+// awaitWrite waits for an accepted write of term decided after at.
+func (f *fleet) awaitWrite(ctx context.Context, term checker.TermKey, at ledger.Mono) error {
+	wctx, cancel := context.WithTimeout(ctx, f.r.opts.WaitTimeout)
+	defer cancel()
+	err := f.r.ledger.Wait(wctx, f.name, func(v ledger.View) bool {
+		rs := v.Records()
+		for i := len(rs) - 1; i >= 0 && rs[i].At > at; i-- {
+			if rs[i].Accepted && termOf(rs[i]) == term {
+				return true
+			}
+		}
+		return false
+	})
+	if err != nil {
+		return f.fail(fmt.Errorf("waiting for a write of %v: %w", term, err))
+	}
+	return nil
+}
+
+// takeover waits up to within for work of a term other than old to be
+// accepted, begun after at. It reports whether that happened.
+func (f *fleet) takeover(ctx context.Context, at ledger.Mono, old checker.TermKey, within time.Duration) (bool, error) {
+	wctx, cancel := context.WithTimeout(ctx, within)
+	defer cancel()
+	err := f.r.ledger.Wait(wctx, f.name, func(v ledger.View) bool {
+		rs := v.Records()
+		for i := len(rs) - 1; i >= 0 && rs[i].At > at; i-- {
+			if rs[i].Accepted && rs[i].Begin > at && termOf(rs[i]) != old {
+				return true
+			}
+		}
+		return false
+	})
+	switch {
+	case err == nil:
+		return true, nil
+	case ctx.Err() != nil:
+		return false, ctx.Err()
+	}
+	return false, nil
+}
+
+// awaitTakeover is takeover that must happen within WaitTimeout.
+func (f *fleet) awaitTakeover(ctx context.Context, at ledger.Mono, old checker.TermKey) error {
+	ok, err := f.takeover(ctx, at, old, f.r.opts.WaitTimeout)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return f.fail(fmt.Errorf("no new leader %v after the fault on %v", f.r.opts.WaitTimeout, old))
+	}
+	return nil
+}
+
+// awaitEvent waits for an event of kind from c (of term, if not 0).
+func (f *fleet) awaitEvent(ctx context.Context, c *candidate, kind string, term int) error {
+	wctx, cancel := context.WithTimeout(ctx, f.r.opts.WaitTimeout)
+	defer cancel()
+	pid := c.pid()
+	err := f.r.ledger.Wait(wctx, f.name, func(v ledger.View) bool {
+		es := v.Events()
+		for i := len(es) - 1; i >= 0; i-- {
+			e := es[i]
+			if e.Identity == c.identity && e.PID == pid && e.Kind == kind && (term == 0 || e.Term == term) {
+				return true
+			}
+		}
+		return false
+	})
+	if err != nil {
+		return f.fail(fmt.Errorf("waiting for %q from %s: %w", kind, c, err), c)
+	}
+	return nil
+}

@@ -1,0 +1,498 @@
+package chaos
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	mrand "math/rand/v2"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/leadership-dev/leadership/e2e/chaos/checker"
+	"github.com/leadership-dev/leadership/e2e/chaos/ledger"
+)
+
+// Scenario describes one fault scenario.
+type Scenario struct {
+	Name  string
+	Title string
+	// Mixed scenarios run one fleet of both implementations; the others
+	// run a leadership fleet and a client-go fleet side by side.
+	Mixed bool
+
+	perFleet func(ctx context.Context, s *session, f *fleet) error
+	shared   func(ctx context.Context, s *session, fs []*fleet) error
+}
+
+// Scenarios lists every scenario, in the order "all" runs them.
+func Scenarios() []Scenario {
+	return []Scenario{
+		{Name: "kill", Title: "kill -9 of the leader", perFleet: killLeader},
+		{Name: "sigstop", Title: "SIGSTOP of the leader past the lease, SIGCONT once the successor has written", perFleet: stopLeader},
+		{Name: "partition", Title: "the leader partitioned from the API server (its proxy blackholed)", perFleet: partitionLeader},
+		{Name: "latency", Title: "latency spikes on the leader's path to the API server, longer than the renew interval", perFleet: slowLeader},
+		{Name: "apiserver-restart", Title: "kube-apiserver restart (a new one on the same etcd)", shared: restartAPIServer},
+		{Name: "etcd-stall", Title: "stall of the etcd that stores Leases, then catch-up", shared: stallEtcd},
+		{Name: "rolling-restart", Title: "rolling restart of all replicas (SIGTERM, replace, next)", perFleet: rollingRestart},
+		{Name: "handover-storm", Title: "handover storm: graceful handovers in a row (SIGTERM to the leader)", perFleet: handoverStorm},
+		{Name: "mixed", Title: "mixed fleet (2 leadership + 2 client-go) under kills, alternately -9 and SIGTERM", Mixed: true, perFleet: mixedKills},
+	}
+}
+
+// mixedSize is the size of the mixed fleet: Candidates rounded up to even,
+// half of each implementation.
+func mixedSize(o Options) int { return max(2, o.Candidates+1) / 2 * 2 }
+
+func scenarioByName(name string) (Scenario, bool) {
+	for _, s := range Scenarios() {
+		if s.Name == name {
+			return s, true
+		}
+	}
+	return Scenario{}, false
+}
+
+func scenarioNames() string {
+	var ns []string
+	for _, s := range Scenarios() {
+		ns = append(ns, s.Name)
+	}
+	return strings.Join(ns, ", ")
+}
+
+// Result is the outcome of one scenario.
+type Result struct {
+	Scenario Scenario
+	Fleets   []FleetResult
+	Took     time.Duration
+	Options  Options
+}
+
+// FleetResult is one fleet's report.
+type FleetResult struct {
+	Label  string
+	Report checker.Report
+}
+
+// session is one run of a scenario.
+type session struct {
+	r    *Runner
+	o    Options
+	name string
+}
+
+func (s *session) fault(f *fleet, kind, target string, at ledger.Mono, expectTakeover bool) {
+	f.r.ledger.AddFault(ledger.Fault{Fleet: f.name, Kind: kind, Target: target, At: at, ExpectTakeover: expectTakeover})
+}
+
+func (s *session) progress(f *fleet, what string, i, n int) {
+	s.r.log.Info(fmt.Sprintf("%s %d/%d", what, i+1, n), "scenario", s.name, "fleet", f.label)
+}
+
+func randomSuffix() string {
+	var b [3]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+func (r *Runner) run(ctx context.Context, sc Scenario) (*Result, error) {
+	began := time.Now()
+	s := &session{r: r, o: r.opts, name: sc.Name}
+	s.o.Transitions, s.o.Restarts = r.opts.rounds(sc), r.opts.rounds(sc)
+	type spec struct {
+		label string
+		impls []string
+	}
+	var specs []spec
+	if sc.Mixed {
+		var impls []string
+		for i := range mixedSize(r.opts) {
+			impls = append(impls, []string{ledger.ImplLeadership, ledger.ImplClientGo}[i%2])
+		}
+		specs = []spec{{fmt.Sprintf("mixed (%d+%d)", len(impls)/2, len(impls)/2), impls}}
+	} else {
+		for _, impl := range []string{ledger.ImplLeadership, ledger.ImplClientGo} {
+			var impls []string
+			for range r.opts.Candidates {
+				impls = append(impls, impl)
+			}
+			specs = append(specs, spec{impl, impls})
+		}
+	}
+	var fleets []*fleet
+	defer func() {
+		for _, f := range fleets {
+			f.stopAll()
+		}
+	}()
+	for _, sp := range specs {
+		name := sc.Name + "-" + strings.ReplaceAll(strings.Fields(sp.label)[0], "-", "") + "-" + randomSuffix()
+		dir, err := r.logDir(name)
+		if err != nil {
+			return nil, err
+		}
+		f := &fleet{r: r, name: name, label: sp.label, logDir: dir}
+		fleets = append(fleets, f)
+		for _, impl := range sp.impls {
+			if _, err := f.spawn(impl); err != nil {
+				return nil, err
+			}
+		}
+	}
+	for _, f := range fleets {
+		for _, c := range f.all() {
+			if err := f.awaitEvent(ctx, c, ledger.EventReady, 0); err != nil {
+				return nil, err
+			}
+		}
+		if _, _, err := f.stableLeader(ctx); err != nil {
+			return nil, err
+		}
+	}
+	start := ledger.Now()
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var err error
+	if sc.shared != nil {
+		err = sc.shared(ctx, s, fleets)
+	} else {
+		var mu sync.Mutex
+		var errs []error
+		var wg sync.WaitGroup
+		for _, f := range fleets {
+			wg.Go(func() {
+				if err := sc.perFleet(ctx, s, f); err != nil {
+					mu.Lock()
+					errs = append(errs, err)
+					mu.Unlock()
+					cancel()
+				}
+			})
+		}
+		wg.Wait()
+		err = errors.Join(errs...)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("chaos: scenario %s: %w", sc.Name, err)
+	}
+	// End with a leader in every fleet: the fleet recovered.
+	for _, f := range fleets {
+		if _, _, err := f.stableLeader(ctx); err != nil {
+			return nil, fmt.Errorf("chaos: scenario %s: after the last fault: %w", sc.Name, err)
+		}
+	}
+	end := ledger.Now()
+	res := &Result{Scenario: sc, Options: s.o}
+	var races []string
+	for _, f := range fleets {
+		f.stopAll()
+		r.ledger.Bound(f.name, start, end)
+		res.Fleets = append(res.Fleets, FleetResult{Label: f.label, Report: checker.Check(r.ledger.History(f.name))})
+		f.mu.Lock()
+		for _, c := range f.gone {
+			if rep := c.raceReport(); rep != "" {
+				races = append(races, fmt.Sprintf("%s (log %s):\n%s", c, c.logPath, rep))
+			}
+		}
+		f.mu.Unlock()
+	}
+	res.Took = time.Since(began)
+	if len(races) > 0 {
+		return res, fmt.Errorf("chaos: scenario %s: the race detector reported in %d candidates:\n%s", sc.Name, len(races), strings.Join(races, "\n"))
+	}
+	return res, nil
+}
+
+// killLeader: SIGKILL the leader; a successor must take over after the
+// lease runs out; a new candidate replaces the dead one.
+func killLeader(ctx context.Context, s *session, f *fleet) error {
+	for i := range s.o.Transitions {
+		s.progress(f, "kill -9", i, s.o.Transitions)
+		c, old, err := f.stableLeader(ctx)
+		if err != nil {
+			return err
+		}
+		at := ledger.Now()
+		s.fault(f, "kill -9", c.identity, at, true)
+		if err := c.signal(syscall.SIGKILL); err != nil {
+			return err
+		}
+		if err := f.awaitTakeover(ctx, at, old); err != nil {
+			return err
+		}
+		if err := f.replace(ctx, c); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// stopLeader: SIGSTOP the leader in the middle of a unit of work, keep it
+// stopped until its successor's work has been accepted, then SIGCONT it.
+// It resumes believing it leads and finishes its unit: the fenced store
+// must refuse that write.
+func stopLeader(ctx context.Context, s *session, f *fleet) error {
+	for i := range s.o.Transitions {
+		s.progress(f, "SIGSTOP", i, s.o.Transitions)
+		c, old, err := f.stableLeader(ctx)
+		if err != nil {
+			return err
+		}
+		if err := f.awaitWrite(ctx, old, ledger.Now()); err != nil {
+			return err
+		}
+		// Just after a write the next unit begins; half a tick later the
+		// leader is inside it, between its begin and its write. This
+		// times the fault; it does not wait for a condition.
+		time.Sleep(s.o.Tick / 2)
+		at := ledger.Now()
+		s.fault(f, "SIGSTOP", c.identity, at, true)
+		if err := c.signal(syscall.SIGSTOP); err != nil {
+			return err
+		}
+		if err := f.awaitTakeover(ctx, at, old); err != nil {
+			_ = c.signal(syscall.SIGCONT)
+			return err
+		}
+		if err := c.signal(syscall.SIGCONT); err != nil {
+			return err
+		}
+		if err := f.awaitEvent(ctx, c, ledger.EventLeadEnd, old.Term); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// partitionLeader: blackhole the leader's proxy until a successor leads
+// and the old leader has stopped working, then heal.
+func partitionLeader(ctx context.Context, s *session, f *fleet) error {
+	for i := range s.o.Transitions {
+		s.progress(f, "partition", i, s.o.Transitions)
+		c, old, err := f.stableLeader(ctx)
+		if err != nil {
+			return err
+		}
+		at := ledger.Now()
+		s.fault(f, "partition", c.identity, at, true)
+		c.proxy.Blackhole()
+		err = f.awaitTakeover(ctx, at, old)
+		if err == nil {
+			err = f.awaitEvent(ctx, c, ledger.EventLeadEnd, old.Term)
+		}
+		c.proxy.Restore()
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// slowLeader: add one-way latency of 35–75% of the lease duration (0.7–1.5s
+// for 2s leases: above leadership's renew interval of a third of the lease
+// and client-go's retry period) to the leader's proxy until a successor
+// leads or five lease durations pass, then remove it. The leader may keep
+// its term.
+func slowLeader(ctx context.Context, s *session, f *fleet) error {
+	for i := range s.o.Transitions {
+		s.progress(f, "latency spike", i, s.o.Transitions)
+		c, old, err := f.stableLeader(ctx)
+		if err != nil {
+			return err
+		}
+		d := time.Duration(float64(s.o.LeaseDuration) * (0.35 + 0.4*mrand.Float64()))
+		at := ledger.Now()
+		s.fault(f, fmt.Sprintf("latency %v", d.Round(time.Millisecond)), c.identity, at, false)
+		c.proxy.SetLatency(d)
+		took, err := f.takeover(ctx, at, old, 5*s.o.LeaseDuration)
+		c.proxy.SetLatency(0)
+		if err != nil {
+			return err
+		}
+		if took {
+			if err := f.awaitEvent(ctx, c, ledger.EventLeadEnd, old.Term); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// restartAPIServer: restart kube-apiserver under every fleet at once.
+func restartAPIServer(ctx context.Context, s *session, fs []*fleet) error {
+	return sharedFault(ctx, s, fs, "API server restart", func(ctx context.Context, i int) error {
+		return s.r.cp.RestartAPIServer(ctx)
+	})
+}
+
+// stallEtcd: stall the Lease etcd for 0.5–2 lease durations, then let it
+// catch up.
+func stallEtcd(ctx context.Context, s *session, fs []*fleet) error {
+	return sharedFault(ctx, s, fs, "etcd stall", func(ctx context.Context, i int) error {
+		d := time.Duration(float64(s.o.LeaseDuration) * (0.5 + 1.5*mrand.Float64()))
+		s.r.etcd.proxy.Stall()
+		// The stall's length is the fault itself.
+		t := time.NewTimer(d)
+		defer t.Stop()
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+		}
+		s.r.etcd.proxy.Resume()
+		return ctx.Err()
+	})
+}
+
+// sharedFault injects a fault of the whole control plane Restarts times,
+// each after every fleet has a leader, and waits for each fleet to have a
+// new term or for its leader to have kept its term.
+func sharedFault(ctx context.Context, s *session, fs []*fleet, kind string, inject func(context.Context, int) error) error {
+	for i := range s.o.Restarts {
+		olds := make([]checker.TermKey, len(fs))
+		for j, f := range fs {
+			s.progress(f, kind, i, s.o.Restarts)
+			_, old, err := f.stableLeader(ctx)
+			if err != nil {
+				return err
+			}
+			olds[j] = old
+		}
+		at := ledger.Now()
+		for _, f := range fs {
+			s.fault(f, kind, "", at, false)
+		}
+		if err := inject(ctx, i); err != nil {
+			return fmt.Errorf("%s: %w", kind, err)
+		}
+		for j, f := range fs {
+			if _, err := f.takeover(ctx, at, olds[j], 3*s.o.LeaseDuration); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// rollingRestart: restart every member in turn (SIGTERM, wait for it to
+// exit, start its replacement, wait until it follows), in rounds, until the
+// leader has been restarted Transitions times.
+func rollingRestart(ctx context.Context, s *session, f *fleet) error {
+	restarts := 0
+	for restarts < s.o.Transitions {
+		for _, c := range f.all() {
+			l, old, err := f.stableLeader(ctx)
+			if err != nil {
+				return err
+			}
+			at := ledger.Now()
+			if l == c {
+				s.progress(f, "rolling restart of the leader", restarts, s.o.Transitions)
+				s.fault(f, "rolling restart", c.identity, at, true)
+				restarts++
+			}
+			if err := c.signal(syscall.SIGTERM); err != nil {
+				return err
+			}
+			if err := f.replace(ctx, c); err != nil {
+				return err
+			}
+			if l == c {
+				if err := f.awaitTakeover(ctx, at, old); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// handoverStorm: SIGTERM the leader, which hands over gracefully; as soon
+// as the successor works, the next one; each stopped candidate is replaced.
+func handoverStorm(ctx context.Context, s *session, f *fleet) error {
+	for i := range s.o.Transitions {
+		s.progress(f, "handover", i, s.o.Transitions)
+		c, old, err := f.stableLeader(ctx)
+		if err != nil {
+			return err
+		}
+		at := ledger.Now()
+		s.fault(f, "SIGTERM", c.identity, at, true)
+		if err := c.signal(syscall.SIGTERM); err != nil {
+			return err
+		}
+		if err := f.awaitTakeover(ctx, at, old); err != nil {
+			return err
+		}
+		if err := f.replace(ctx, c); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// mixedKills: kill the leader of a mixed fleet, alternately with SIGKILL
+// and SIGTERM, and replace it with a candidate of the same kind.
+func mixedKills(ctx context.Context, s *session, f *fleet) error {
+	for i := range s.o.Transitions {
+		s.progress(f, "kill", i, s.o.Transitions)
+		c, old, err := f.stableLeader(ctx)
+		if err != nil {
+			return err
+		}
+		sig, kind := syscall.SIGKILL, "kill -9 "+c.impl
+		if i%2 == 1 {
+			sig, kind = syscall.SIGTERM, "SIGTERM "+c.impl
+		}
+		at := ledger.Now()
+		s.fault(f, kind, c.identity, at, true)
+		if err := c.signal(sig); err != nil {
+			return err
+		}
+		if err := f.awaitTakeover(ctx, at, old); err != nil {
+			return err
+		}
+		if err := f.replace(ctx, c); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// LeadershipProblems lists what the result shows against leadership's
+// promise: in a leadership fleet any overlap, stale write accepted, token
+// that failed to increase, or fault without a new leader; in a mixed fleet
+// overlaps that a leadership term caused (its work accepted after a
+// successor began), tokens of leadership terms that failed to increase,
+// and faults without a new leader.
+func (r *Result) LeadershipProblems() []string {
+	var out []string
+	for _, f := range r.Fleets {
+		rep := f.Report
+		switch {
+		case f.Label == ledger.ImplLeadership:
+			for _, p := range rep.Problems() {
+				out = append(out, f.Label+": "+p)
+			}
+		case r.Scenario.Mixed:
+			for _, o := range rep.Overlaps {
+				if o.Earlier.Impl == ledger.ImplLeadership {
+					out = append(out, fmt.Sprintf("%s: leadership term %s had work accepted %v after %s (%s) began", f.Label, o.Earlier.Key, o.Duration, o.Later.Key, o.Later.Impl))
+				}
+			}
+			for _, v := range rep.Violations {
+				if v.Term.Space == ledger.SpaceResourceVersion {
+					out = append(out, fmt.Sprintf("%s: token %d of %s did not exceed %d of %s", f.Label, v.Term.Token, v.Term.Key, v.Previous.Token, v.Previous.Key))
+				}
+			}
+			if rep.Missed > 0 {
+				out = append(out, fmt.Sprintf("%s: %d faults were not followed by a new leader", f.Label, rep.Missed))
+			}
+		}
+	}
+	return out
+}
