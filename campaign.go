@@ -111,7 +111,7 @@ func (e *Elector) campaign(ctx context.Context) (Term, Record, error) {
 			// version and decide again. The countdown restarts only if the
 			// record really changed.
 			e.log.Debug("lost the race for the lock; re-reading it", "error", err)
-			if err := e.refresh(ctx); err != nil && ctx.Err() == nil {
+			if _, err := e.refresh(ctx); err != nil && ctx.Err() == nil {
 				errs.log(e.log, e.clock.Now(), "cannot read the lock; retrying", err)
 				e.sleep(ctx, wait.Jitter(e.cfg.RetryPeriod, 0.2))
 			}
@@ -138,8 +138,9 @@ func (e *Elector) waitChange(ctx context.Context, d time.Duration) {
 	}
 }
 
-// refresh reads the lock into the observation.
-func (e *Elector) refresh(ctx context.Context) error {
+// refresh reads the lock into the observation and returns the version read
+// (0 if the lock does not exist).
+func (e *Elector) refresh(ctx context.Context) (uint64, error) {
 	e.mu.Lock()
 	epoch := e.writeEpoch
 	e.mu.Unlock()
@@ -150,9 +151,9 @@ func (e *Elector) refresh(ctx context.Context) error {
 	case errors.Is(err, ErrNotFound):
 		e.seeMissing(0, epoch)
 	default:
-		return err
+		return 0, err
 	}
-	return nil
+	return r.Version, nil
 }
 
 // acquire writes this elector as holder. The validity of the new term counts

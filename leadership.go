@@ -354,16 +354,8 @@ func (e *Elector) observeLoop(ctx context.Context) {
 	polling := false
 	var errs errLogger
 	for ctx.Err() == nil {
-		e.mu.Lock()
-		epoch := e.writeEpoch
-		e.mu.Unlock()
-		r, err := e.lock.Get(ctx)
-		switch {
-		case err == nil:
-			e.see(r)
-		case errors.Is(err, ErrNotFound):
-			e.seeMissing(0, epoch)
-		default:
+		version, err := e.refresh(ctx)
+		if err != nil {
 			if ctx.Err() == nil {
 				errs.log(e.log, e.clock.Now(), "cannot read the lock; retrying", err)
 			}
@@ -376,7 +368,7 @@ func (e *Elector) observeLoop(ctx context.Context) {
 			continue
 		}
 		started := e.clock.Now()
-		ch, err := e.lock.Watch(ctx, r.Version)
+		ch, err := e.lock.Watch(ctx, version)
 		if errors.Is(err, ErrForbidden) {
 			polling = true
 			e.log.Warn("watching the lock is forbidden; polling it instead, which is slower to notice a release and costs one read per retry period. Grant the verb \"watch\" on the lock to fix this.",
