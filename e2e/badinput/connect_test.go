@@ -10,10 +10,13 @@ import (
 	"math/big"
 	"net"
 	"net/url"
+	"strings"
 	"testing"
 	"time"
 
 	"k8s.io/client-go/rest"
+
+	"github.com/leadership-dev/leadership/e2e/e2etest"
 )
 
 // selfSigned returns a fresh self-signed certificate and key, PEM-encoded:
@@ -109,9 +112,9 @@ func TestUnreachableOrMismatchedAPIServer(t *testing.T) {
 			t.Parallel()
 			log, buf := newLog(t)
 			rec := &record{}
-			cand := startCandidate(t, c.cfg(t), leaseName(t), "cand-0", rec, log)
-			eventually(t, time.Minute, "a log line saying "+c.want, func() bool { return buf.contains(c.want) })
-			if !buf.contains("cannot read the lock") {
+			cand := startCandidate(t, c.cfg(t), e2etest.LeaseName(t), "cand-0", rec, log)
+			e2etest.Eventually(t, time.Minute, "a log line saying "+c.want, func() bool { return strings.Contains(buf.String(), c.want) })
+			if !strings.Contains(buf.String(), "cannot read the lock") {
 				t.Error("the log does not say that the Lease cannot be read")
 			}
 			if n := rec.terms(); n != 0 {

@@ -1,14 +1,9 @@
 package badinput
 
 import (
-	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	"log/slog"
-	"regexp"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -19,6 +14,7 @@ import (
 	"k8s.io/client-go/rest"
 
 	"github.com/leadership-dev/leadership"
+	"github.com/leadership-dev/leadership/e2e/e2etest"
 	"github.com/leadership-dev/leadership/kubelease"
 )
 
@@ -29,64 +25,10 @@ const ns = "default"
 // loaded machine.
 const testLease = 4 * time.Second
 
-func leaseName(t *testing.T) string {
-	var b [3]byte
-	_, _ = rand.Read(b[:])
-	n := strings.ToLower(regexp.MustCompile(`[^A-Za-z0-9]+`).ReplaceAllString(t.Name(), "-"))
-	if len(n) > 40 {
-		n = n[:40]
-	}
-	return strings.Trim(n, "-") + "-" + hex.EncodeToString(b[:])
-}
+func admin(t *testing.T) kubernetes.Interface { return e2etest.Client(t, cp.Config) }
 
-func clientFor(t *testing.T, cfg *rest.Config) kubernetes.Interface {
-	t.Helper()
-	cfg = rest.CopyConfig(cfg)
-	cfg.QPS, cfg.Burst = 100, 200
-	cs, err := kubernetes.NewForConfig(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return cs
-}
-
-func admin(t *testing.T) kubernetes.Interface { return clientFor(t, cp.Config) }
-
-// eventually polls cond until it holds or the (generous) timeout passes.
-func eventually(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for: %s", timeout, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
-// logBuffer collects an elector's logs so that a test can look for the
-// message that tells an operator what is wrong.
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
-func (l *logBuffer) contains(s string) bool { return strings.Contains(l.String(), s) }
-
-func newLog(t *testing.T) (*slog.Logger, *logBuffer) {
-	buf := &logBuffer{}
+func newLog(t *testing.T) (*slog.Logger, *e2etest.SyncBuffer) {
+	buf := &e2etest.SyncBuffer{}
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("elector logs:\n%s", buf.String())
@@ -202,7 +144,7 @@ type candidate struct {
 // work in rec.
 func startCandidate(t *testing.T, cfg *rest.Config, name, id string, rec *record, log *slog.Logger) *candidate {
 	t.Helper()
-	lock, err := kubelease.New(clientFor(t, cfg).CoordinationV1(), ns, name)
+	lock, err := kubelease.New(e2etest.Client(t, cfg).CoordinationV1(), ns, name)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,6 +12,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/leadership-dev/leadership/e2e/e2etest"
 	"github.com/leadership-dev/leadership/kubelease"
 )
 
@@ -56,7 +57,7 @@ func TestGarbageLeases(t *testing.T) {
 		// first term.
 		minWait time.Duration
 		// check runs once the outcome is reached.
-		check func(t *testing.T, name string, rec *record, log *logBuffer, cs []*candidate)
+		check func(t *testing.T, name string, rec *record, log *e2etest.SyncBuffer, cs []*candidate)
 	}
 	mod := func(seconds int32, f func(*coordinationv1.LeaseSpec)) coordinationv1.LeaseSpec {
 		s := held(seconds)
@@ -73,14 +74,14 @@ func TestGarbageLeases(t *testing.T) {
 			// on, it refuses it without a strategy. Either way no
 			// candidate acts on it.
 			outcome: takenAfterLease, minWait: 4 * time.Second,
-			check: func(t *testing.T, name string, rec *record, log *logBuffer, cs []*candidate) {
+			check: func(t *testing.T, name string, rec *record, log *e2etest.SyncBuffer, cs []*candidate) {
 				if p := getLease(t, name).Spec.PreferredHolder; p != nil && *p != "" {
 					t.Errorf("the API server kept spec.preferredHolder %q without a strategy", *p)
 				}
 			}},
 
 		{name: "huge duration", spec: held(math.MaxInt32), outcome: neverTaken,
-			check: func(t *testing.T, name string, rec *record, log *logBuffer, cs []*candidate) {
+			check: func(t *testing.T, name string, rec *record, log *e2etest.SyncBuffer, cs []*candidate) {
 				for _, c := range cs {
 					if l := c.e.Leader(); l.Identity != ghost || l.Self {
 						t.Errorf("%s sees leader %+v, want the ghost holder", c.id, l)
@@ -100,7 +101,7 @@ func TestGarbageLeases(t *testing.T) {
 			outcome: takenAfterLease, minWait: 4 * time.Second},
 		{name: "transitions at the int32 limit", spec: mod(1, func(s *coordinationv1.LeaseSpec) { s.LeaseTransitions = ptr[int32](math.MaxInt32) }),
 			outcome: takenAfterLease, minWait: time.Second,
-			check: func(t *testing.T, name string, rec *record, log *logBuffer, cs []*candidate) {
+			check: func(t *testing.T, name string, rec *record, log *e2etest.SyncBuffer, cs []*candidate) {
 				if got := getLease(t, name).Spec.LeaseTransitions; got == nil || *got != math.MaxInt32 {
 					t.Errorf("leaseTransitions after the takeover = %v, want it kept at the int32 limit", got)
 				}
@@ -117,8 +118,8 @@ func TestGarbageLeases(t *testing.T) {
 			annotations: map[string]string{kubelease.AnnotationInstance: "elsewhere"},
 			// Not taken at once by cand-0: the record is not its own.
 			outcome: takenAfterLease, minWait: 4 * time.Second,
-			check: func(t *testing.T, name string, rec *record, log *logBuffer, cs []*candidate) {
-				if !log.contains("identities must be unique") {
+			check: func(t *testing.T, name string, rec *record, log *e2etest.SyncBuffer, cs []*candidate) {
+				if !strings.Contains(log.String(), "identities must be unique") {
 					t.Error("cand-0 did not log the identity clash")
 				}
 			}},
@@ -126,7 +127,7 @@ func TestGarbageLeases(t *testing.T) {
 			outcome: takenAfterLease, minWait: 4 * time.Second},
 		{name: "forged maximal token annotation", spec: held(4), annotations: map[string]string{kubelease.AnnotationToken: strconv.FormatUint(math.MaxUint64, 10)},
 			outcome: takenAfterLease, minWait: 4 * time.Second,
-			check: func(t *testing.T, name string, rec *record, log *logBuffer, cs []*candidate) {
+			check: func(t *testing.T, name string, rec *record, log *e2etest.SyncBuffer, cs []*candidate) {
 				// The token is the resourceVersion of the acquiring
 				// write, whatever an annotation claims.
 				w, _ := rec.first()
@@ -144,7 +145,7 @@ func TestGarbageLeases(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
 			ctx := context.Background()
-			name := leaseName(t)
+			name := e2etest.LeaseName(t)
 			created, err := createLease(ctx, t, name, c.spec, c.annotations)
 			if c.outcome == refused {
 				if err == nil {
@@ -168,17 +169,17 @@ func TestGarbageLeases(t *testing.T) {
 			started := time.Now()
 			switch c.outcome {
 			case takenAtOnce:
-				eventually(t, time.Minute, "a leader", func() bool { return rec.terms() > 0 })
+				e2etest.Eventually(t, time.Minute, "a leader", func() bool { return rec.terms() > 0 })
 				if w, _ := rec.first(); w.start.Sub(started) >= testLease {
 					t.Errorf("first term began %v after the candidates started: they waited as for a held Lease", w.start.Sub(started))
 				}
 			case takenAfterLease:
-				eventually(t, time.Minute, "a leader", func() bool { return rec.terms() > 0 })
+				e2etest.Eventually(t, time.Minute, "a leader", func() bool { return rec.terms() > 0 })
 				if w, _ := rec.first(); w.start.Sub(written) < c.minWait {
 					t.Errorf("first term began %v after the Lease was written, before the holder's lease of %v ran out", w.start.Sub(written), c.minWait)
 				}
 			case neverTaken:
-				eventually(t, time.Minute, "both candidates see the holder", func() bool {
+				e2etest.Eventually(t, time.Minute, "both candidates see the holder", func() bool {
 					return cs[0].e.Leader().Identity == ghost && cs[1].e.Leader().Identity == ghost
 				})
 				// The holder's lease is 68 years: nobody may take the
@@ -203,7 +204,7 @@ func TestLeaseEditedWhileHeld(t *testing.T) {
 	edit := func(t *testing.T, name string, f func(*coordinationv1.Lease)) {
 		t.Helper()
 		cs := admin(t).CoordinationV1().Leases(ns)
-		eventually(t, time.Minute, "the edit", func() bool {
+		e2etest.Eventually(t, time.Minute, "the edit", func() bool {
 			l, err := cs.Get(context.Background(), name, metav1.GetOptions{})
 			if err != nil {
 				return false
@@ -215,18 +216,18 @@ func TestLeaseEditedWhileHeld(t *testing.T) {
 	}
 	t.Run("duration raised to the int32 limit", func(t *testing.T) {
 		t.Parallel()
-		name := leaseName(t)
+		name := e2etest.LeaseName(t)
 		log, _ := newLog(t)
 		rec := &record{}
 		a := startCandidate(t, cp.Config, name, "cand-0", rec, log)
-		eventually(t, time.Minute, "cand-0 leads", func() bool { return a.e.Leader().Self })
+		e2etest.Eventually(t, time.Minute, "cand-0 leads", func() bool { return a.e.Leader().Self })
 		b := startCandidate(t, cp.Config, name, "cand-1", rec, log)
-		eventually(t, time.Minute, "cand-1 follows", func() bool { return b.e.Leader().Identity == "cand-0" })
+		e2etest.Eventually(t, time.Minute, "cand-1 follows", func() bool { return b.e.Leader().Identity == "cand-0" })
 		edit(t, name, func(l *coordinationv1.Lease) { l.Spec.LeaseDurationSeconds = ptr[int32](math.MaxInt32) })
 		// The edit keeps the leader's instance annotation, so the leader
 		// reads it as its own record and keeps leading; its next renewal
 		// writes its own duration back.
-		eventually(t, time.Minute, "the leader's duration restored", func() bool {
+		e2etest.Eventually(t, time.Minute, "the leader's duration restored", func() bool {
 			d := getLease(t, name).Spec.LeaseDurationSeconds
 			return d != nil && *d == int32(testLease/time.Second)
 		})
@@ -237,18 +238,18 @@ func TestLeaseEditedWhileHeld(t *testing.T) {
 	})
 	t.Run("holder emptied", func(t *testing.T) {
 		t.Parallel()
-		name := leaseName(t)
+		name := e2etest.LeaseName(t)
 		log, _ := newLog(t)
 		rec := &record{}
 		a := startCandidate(t, cp.Config, name, "cand-0", rec, log)
-		eventually(t, time.Minute, "cand-0 leads", func() bool { return a.e.Leader().Self })
+		e2etest.Eventually(t, time.Minute, "cand-0 leads", func() bool { return a.e.Leader().Self })
 		b := startCandidate(t, cp.Config, name, "cand-1", rec, log)
-		eventually(t, time.Minute, "cand-1 follows", func() bool { return b.e.Leader().Identity == "cand-0" })
+		e2etest.Eventually(t, time.Minute, "cand-1 follows", func() bool { return b.e.Leader().Identity == "cand-0" })
 		edit(t, name, func(l *coordinationv1.Lease) { l.Spec.HolderIdentity = ptr("") })
 		// An empty holder reads as a release: a candidate takes it at once,
 		// and the leader, seeing a write that is not its own, stops.
-		eventually(t, time.Minute, "a new term", func() bool { return rec.terms() >= 2 })
-		eventually(t, time.Minute, "cand-0's first term ends", func() bool { return !rec.all()[0].open })
+		e2etest.Eventually(t, time.Minute, "a new term", func() bool { return rec.terms() >= 2 })
+		e2etest.Eventually(t, time.Minute, "cand-0's first term ends", func() bool { return !rec.all()[0].open })
 		rec.check(t)
 	})
 }

@@ -3,12 +3,15 @@ package badinput
 import (
 	"context"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
+
+	"github.com/leadership-dev/leadership/e2e/e2etest"
 )
 
 var allVerbs = []string{"get", "watch", "create", "update"}
@@ -81,7 +84,7 @@ func TestRoleMissingVerb(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
-			name := leaseName(t)
+			name := e2etest.LeaseName(t)
 			user := "user-" + name
 			if c.verbs != nil {
 				grant(t, user, c.verbs)
@@ -91,17 +94,17 @@ func TestRoleMissingVerb(t *testing.T) {
 			a := startCandidate(t, as(user), name, "cand-0", rec, log)
 			startCandidate(t, as(user), name, "cand-1", rec, log)
 			if c.want != "" {
-				eventually(t, time.Minute, "the log names the missing verb: "+c.want, func() bool { return buf.contains(c.want) })
+				e2etest.Eventually(t, time.Minute, "the log names the missing verb: "+c.want, func() bool { return strings.Contains(buf.String(), c.want) })
 			}
 			if c.leads {
-				eventually(t, time.Minute, "a leader", func() bool { return rec.terms() > 0 })
+				e2etest.Eventually(t, time.Minute, "a leader", func() bool { return rec.terms() > 0 })
 			}
 			if c.name == "no update" {
 				// cand-0 or cand-1 creates the Lease and leads, but cannot
 				// renew: its term must end when its validity does, and
 				// nobody can take over.
-				eventually(t, time.Minute, "a leader", func() bool { return rec.terms() > 0 })
-				eventually(t, time.Minute, "the unrenewable term ends", func() bool { w, _ := rec.first(); return !w.open })
+				e2etest.Eventually(t, time.Minute, "a leader", func() bool { return rec.terms() > 0 })
+				e2etest.Eventually(t, time.Minute, "the unrenewable term ends", func() bool { w, _ := rec.first(); return !w.open })
 				if n := rec.terms(); n != 1 {
 					t.Errorf("%d terms without the verb update, want the one the create began", n)
 				}
@@ -111,7 +114,7 @@ func TestRoleMissingVerb(t *testing.T) {
 			if c.grantLater != nil {
 				n := rec.terms()
 				grant(t, user, c.grantLater)
-				eventually(t, time.Minute, "a leader once the verb is granted", func() bool { return rec.terms() > n })
+				e2etest.Eventually(t, time.Minute, "a leader once the verb is granted", func() bool { return rec.terms() > n })
 			}
 			if err := a.e.Healthy(); err != nil && !a.e.Leader().Self {
 				t.Errorf("a follower reports itself unhealthy: %v", err)

@@ -2,15 +2,12 @@ package chaos
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"net"
-	"net/url"
 	"os"
-	"path/filepath"
-	"time"
 
 	"go.etcd.io/etcd/server/v3/embed"
+
+	"github.com/leadership-dev/leadership/e2e/controlplane"
 )
 
 // leaseEtcd is an etcd of its own for Lease objects, behind a StallProxy:
@@ -31,17 +28,9 @@ func startLeaseEtcd(ctx context.Context) (*leaseEtcd, error) {
 		return nil, fmt.Errorf("chaos: %w", err)
 	}
 	l := &leaseEtcd{dir: dir}
-	var lastErr error
-	// A port found free may be taken before etcd binds it: try again.
-	for attempt := range 3 {
-		l.etcd, lastErr = startEtcd(ctx, filepath.Join(dir, fmt.Sprint(attempt)))
-		if lastErr == nil || ctx.Err() != nil {
-			break
-		}
-	}
-	if lastErr != nil {
+	if l.etcd, _, err = controlplane.StartEtcd(ctx, dir); err != nil {
 		_ = os.RemoveAll(dir)
-		return nil, lastErr
+		return nil, fmt.Errorf("chaos: %w", err)
 	}
 	target := l.etcd.Clients[0].Addr().String()
 	if l.proxy, err = NewStallProxy(target); err != nil {
@@ -65,66 +54,4 @@ func (l *leaseEtcd) close() {
 		l.etcd.Close()
 	}
 	_ = os.RemoveAll(l.dir)
-}
-
-func startEtcd(ctx context.Context, dir string) (*embed.Etcd, error) {
-	ports, err := freePorts(2)
-	if err != nil {
-		return nil, err
-	}
-	client := url.URL{Scheme: "http", Host: net.JoinHostPort("127.0.0.1", fmt.Sprint(ports[0]))}
-	peer := url.URL{Scheme: "http", Host: net.JoinHostPort("127.0.0.1", fmt.Sprint(ports[1]))}
-	cfg := embed.NewConfig()
-	cfg.Name = "leadership-chaos-leases"
-	cfg.Dir = dir
-	cfg.ListenClientUrls, cfg.AdvertiseClientUrls = []url.URL{client}, []url.URL{client}
-	cfg.ListenPeerUrls, cfg.AdvertisePeerUrls = []url.URL{peer}, []url.URL{peer}
-	cfg.InitialCluster = cfg.InitialClusterFromName(cfg.Name)
-	// Test data need not survive a crash; fsync would dominate latency.
-	cfg.UnsafeNoFsync = true
-	// At "error", Close prints harmless stack traces.
-	cfg.LogLevel = "panic"
-	e, err := embed.StartEtcd(cfg)
-	if err != nil {
-		return nil, fmt.Errorf("chaos: start etcd: %w", err)
-	}
-	timer := time.NewTimer(time.Minute)
-	defer timer.Stop()
-	select {
-	case <-e.Server.ReadyNotify():
-		return e, nil
-	case err := <-e.Err():
-		e.Close()
-		if err == nil {
-			err = errors.New("stopped before it was ready")
-		}
-		return nil, fmt.Errorf("chaos: etcd: %w", err)
-	case <-timer.C:
-		e.Close()
-		return nil, errors.New("chaos: etcd not ready after 1m")
-	case <-ctx.Done():
-		e.Close()
-		return nil, fmt.Errorf("chaos: etcd: %w", ctx.Err())
-	}
-}
-
-// freePorts returns n distinct ports that were free on 127.0.0.1 a moment
-// ago.
-func freePorts(n int) ([]int, error) {
-	var ports []int
-	var lns []net.Listener
-	defer func() {
-		for _, ln := range lns {
-			_ = ln.Close()
-		}
-	}()
-	for range n {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, fmt.Errorf("chaos: find a free port: %w", err)
-		}
-		lns = append(lns, ln)
-		ports = append(ports, ln.Addr().(*net.TCPAddr).Port)
-	}
-	return ports, nil
 }

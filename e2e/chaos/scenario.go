@@ -211,15 +211,25 @@ func (r *Runner) run(ctx context.Context, sc Scenario) (*Result, error) {
 // killLeader: SIGKILL the leader; a successor must take over after the
 // lease runs out; a new candidate replaces the dead one.
 func killLeader(ctx context.Context, s *session, f *fleet) error {
+	return signalLeaders(ctx, s, f, "kill -9", func(int, *candidate) (syscall.Signal, string) {
+		return syscall.SIGKILL, "kill -9"
+	})
+}
+
+// signalLeaders runs the transitions of a scenario that signals the leader,
+// waits for a successor and replaces the signalled candidate; pick chooses
+// the signal and the fault's name for transition i.
+func signalLeaders(ctx context.Context, s *session, f *fleet, label string, pick func(i int, c *candidate) (syscall.Signal, string)) error {
 	for i := range s.o.Transitions {
-		s.progress(f, "kill -9", i, s.o.Transitions)
+		s.progress(f, label, i, s.o.Transitions)
 		c, old, err := f.stableLeader(ctx)
 		if err != nil {
 			return err
 		}
+		sig, kind := pick(i, c)
 		at := ledger.Now()
-		s.fault(f, "kill -9", c.identity, at, true)
-		if err := c.signal(syscall.SIGKILL); err != nil {
+		s.fault(f, kind, c.identity, at, true)
+		if err := c.signal(sig); err != nil {
 			return err
 		}
 		if err := f.awaitTakeover(ctx, at, old); err != nil {
@@ -414,53 +424,20 @@ func rollingRestart(ctx context.Context, s *session, f *fleet) error {
 // handoverStorm: SIGTERM the leader, which hands over gracefully; as soon
 // as the successor works, the next one; each stopped candidate is replaced.
 func handoverStorm(ctx context.Context, s *session, f *fleet) error {
-	for i := range s.o.Transitions {
-		s.progress(f, "handover", i, s.o.Transitions)
-		c, old, err := f.stableLeader(ctx)
-		if err != nil {
-			return err
-		}
-		at := ledger.Now()
-		s.fault(f, "SIGTERM", c.identity, at, true)
-		if err := c.signal(syscall.SIGTERM); err != nil {
-			return err
-		}
-		if err := f.awaitTakeover(ctx, at, old); err != nil {
-			return err
-		}
-		if err := f.replace(ctx, c); err != nil {
-			return err
-		}
-	}
-	return nil
+	return signalLeaders(ctx, s, f, "handover", func(int, *candidate) (syscall.Signal, string) {
+		return syscall.SIGTERM, "SIGTERM"
+	})
 }
 
 // mixedKills: kill the leader of a mixed fleet, alternately with SIGKILL
 // and SIGTERM, and replace it with a candidate of the same kind.
 func mixedKills(ctx context.Context, s *session, f *fleet) error {
-	for i := range s.o.Transitions {
-		s.progress(f, "kill", i, s.o.Transitions)
-		c, old, err := f.stableLeader(ctx)
-		if err != nil {
-			return err
-		}
-		sig, kind := syscall.SIGKILL, "kill -9 "+c.impl
+	return signalLeaders(ctx, s, f, "kill", func(i int, c *candidate) (syscall.Signal, string) {
 		if i%2 == 1 {
-			sig, kind = syscall.SIGTERM, "SIGTERM "+c.impl
+			return syscall.SIGTERM, "SIGTERM " + c.impl
 		}
-		at := ledger.Now()
-		s.fault(f, kind, c.identity, at, true)
-		if err := c.signal(sig); err != nil {
-			return err
-		}
-		if err := f.awaitTakeover(ctx, at, old); err != nil {
-			return err
-		}
-		if err := f.replace(ctx, c); err != nil {
-			return err
-		}
-	}
-	return nil
+		return syscall.SIGKILL, "kill -9 " + c.impl
+	})
 }
 
 // LeadershipProblems lists what the result shows against leadership's

@@ -15,6 +15,7 @@ import (
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/leadership-dev/leadership/e2e/e2etest"
 	"github.com/leadership-dev/leadership/kubelease"
 )
 
@@ -62,20 +63,20 @@ func serveReplicas(t *testing.T, lease string, ids ...string) (map[string]*proc,
 	for _, id := range ids {
 		addrs[id] = procs[id].httpAddr(t)
 	}
-	eventually(t, time.Minute, "a leader", func() bool { return holderNow(t, lease) != "" })
+	e2etest.Eventually(t, time.Minute, "a leader", func() bool { return holderNow(t, lease) != "" })
 	return procs, addrs
 }
 
 func TestServeEndpoints(t *testing.T) {
-	lease := leaseName(t)
+	lease := e2etest.LeaseName(t)
 	_, addrs := serveReplicas(t, lease, "a", "b")
-	holder := holderOf(getLease(t, lease))
+	holder := e2etest.HolderOf(getLease(t, lease))
 	// The holder publishes its token with its first renewal.
-	eventually(t, time.Minute, "the token published on the Lease", func() bool {
+	e2etest.Eventually(t, time.Minute, "the token published on the Lease", func() bool {
 		return getLease(t, lease).Annotations[kubelease.AnnotationToken] != ""
 	})
 	var l leaderJSON
-	eventually(t, time.Minute, "the holder's token on /leader", func() bool {
+	e2etest.Eventually(t, time.Minute, "the holder's token on /leader", func() bool {
 		getJSON(t, "http://"+addrs["a"]+"/leader", &l)
 		return l.Token != 0
 	})
@@ -110,9 +111,9 @@ func TestServeEndpoints(t *testing.T) {
 }
 
 func TestHandoverAndStatus(t *testing.T) {
-	lease := leaseName(t)
+	lease := e2etest.LeaseName(t)
 	procs, _ := serveReplicas(t, lease, "a", "b", "c")
-	from := holderOf(getLease(t, lease))
+	from := e2etest.HolderOf(getLease(t, lease))
 	to := "a"
 	if from == "a" {
 		to = "b"
@@ -122,7 +123,7 @@ func TestHandoverAndStatus(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "handed over from "+from+" to "+to) {
 		t.Fatalf("handover --to %s: exit %d, stdout %q, stderr %q", to, code, out, errOut)
 	}
-	if h := holderOf(getLease(t, lease)); h != to {
+	if h := e2etest.HolderOf(getLease(t, lease)); h != to {
 		t.Fatalf("holder %q after handover to %s", h, to)
 	}
 
@@ -139,14 +140,14 @@ func TestHandoverAndStatus(t *testing.T) {
 	if code != 1 || !strings.Contains(errOut, "nobody did not take it") || !strings.Contains(errOut, "withdrawn") {
 		t.Fatalf("handover to a missing replica: exit %d, stderr %q", code, errOut)
 	}
-	eventually(t, time.Minute, "a holder without a pending request", func() bool {
+	e2etest.Eventually(t, time.Minute, "a holder without a pending request", func() bool {
 		l := getLease(t, lease)
-		return holderOf(l) != "" && l.Annotations[kubelease.AnnotationPreferredHolder] == ""
+		return e2etest.HolderOf(l) != "" && l.Annotations[kubelease.AnnotationPreferredHolder] == ""
 	})
 
 	// status, table and JSON.
 	code, out, _ = run(t, "status", "--lease", lease)
-	now := holderOf(getLease(t, lease))
+	now := e2etest.HolderOf(getLease(t, lease))
 	if code != 0 || !strings.Contains(out, "HOLDER") || !strings.Contains(out, now) {
 		t.Fatalf("status: exit %d\n%s", code, out)
 	}
@@ -169,7 +170,7 @@ func TestHandoverAndStatus(t *testing.T) {
 	}
 
 	// Events on the Lease, from the holders' hooks.
-	eventually(t, time.Minute, "Acquired, HandedOver and Released events on the Lease", func() bool {
+	e2etest.Eventually(t, time.Minute, "Acquired, HandedOver and Released events on the Lease", func() bool {
 		evs, err := admin(t).EventsV1().Events(ns).List(context.Background(), metav1.ListOptions{})
 		if err != nil {
 			t.Fatal(err)
@@ -219,7 +220,7 @@ func TestBadInput(t *testing.T) {
 func TestEverySurvivesFailover(t *testing.T) {
 	dir := t.TempDir()
 	runs := filepath.Join(dir, "runs")
-	lease := leaseName(t)
+	lease := e2etest.LeaseName(t)
 	const every = 4 * time.Second
 	// The run's start as recorded on the Lease, which the schedule counts
 	// from (the child's own clock reading would add fork-and-exec delays).
@@ -243,17 +244,17 @@ func TestEverySurvivesFailover(t *testing.T) {
 		}
 		return who, at
 	}
-	eventually(t, time.Minute, "the first run", func() bool { w, _ := read(); return len(w) >= 1 })
+	e2etest.Eventually(t, time.Minute, "the first run", func() bool { w, _ := read(); return len(w) >= 1 })
 	who, _ := read()
 	leader := who[0]
 	// Kill the leader right after its run: the other takes over after the
 	// 2s lease, before the 4s period is over, and must wait for it.
 	procs[leader].signal(t, syscall.SIGKILL)
-	eventually(t, time.Minute, "a run by the other replica", func() bool {
+	e2etest.Eventually(t, time.Minute, "a run by the other replica", func() bool {
 		w, _ := read()
 		return len(w) >= 2
 	})
-	eventually(t, time.Minute, "a second run by the new leader", func() bool {
+	e2etest.Eventually(t, time.Minute, "a second run by the new leader", func() bool {
 		w, _ := read()
 		return len(w) >= 3
 	})

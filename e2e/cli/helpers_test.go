@@ -1,17 +1,13 @@
 package cli
 
 import (
-	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"os"
 	"os/exec"
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -19,19 +15,11 @@ import (
 	coordinationv1 "k8s.io/api/coordination/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
+
+	"github.com/leadership-dev/leadership/e2e/e2etest"
 )
 
 const ns = "default"
-
-func leaseName(t *testing.T) string {
-	var b [3]byte
-	_, _ = rand.Read(b[:])
-	n := strings.ToLower(regexp.MustCompile(`[^A-Za-z0-9]+`).ReplaceAllString(t.Name(), "-"))
-	if len(n) > 40 {
-		n = n[:40]
-	}
-	return strings.Trim(n, "-") + "-" + hex.EncodeToString(b[:])
-}
 
 func admin(t *testing.T) kubernetes.Interface {
 	t.Helper()
@@ -59,52 +47,15 @@ func holderNow(t *testing.T, name string) string {
 	if err != nil {
 		return ""
 	}
-	return holderOf(l)
-}
-
-func holderOf(l *coordinationv1.Lease) string {
-	if l == nil || l.Spec.HolderIdentity == nil {
-		return ""
-	}
-	return *l.Spec.HolderIdentity
-}
-
-// eventually polls cond until it holds or the (generous) timeout passes.
-func eventually(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for: %s", timeout, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-// syncBuffer collects a process's output.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
+	return e2etest.HolderOf(l)
 }
 
 // proc is one leadership process.
 type proc struct {
 	name   string
 	cmd    *exec.Cmd
-	stdout syncBuffer
-	stderr syncBuffer
+	stdout e2etest.SyncBuffer
+	stderr e2etest.SyncBuffer
 	done   chan struct{}
 	code   int
 }
@@ -186,7 +137,7 @@ var addrRE = regexp.MustCompile(`msg="serving HTTP" .*addr=(\S+)`)
 func (p *proc) httpAddr(t *testing.T) string {
 	t.Helper()
 	var addr string
-	eventually(t, time.Minute, p.name+" serving HTTP", func() bool {
+	e2etest.Eventually(t, time.Minute, p.name+" serving HTTP", func() bool {
 		m := addrRE.FindStringSubmatch(p.stderr.String())
 		if m != nil {
 			addr = m[1]

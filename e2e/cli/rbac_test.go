@@ -23,6 +23,8 @@ import (
 	"k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+
+	"github.com/leadership-dev/leadership/e2e/e2etest"
 )
 
 // helm runs the helm pinned in tools/go.mod.
@@ -116,7 +118,7 @@ func apply(t *testing.T, sa *corev1.ServiceAccount, rl *rbacv1.Role, rb *rbacv1.
 
 func namespace(t *testing.T) string {
 	t.Helper()
-	name := leaseName(t)
+	name := e2etest.LeaseName(t)
 	_, err := admin(t).CoreV1().Namespaces().Create(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}, metav1.CreateOptions{})
 	if err != nil {
 		t.Fatal(err)
@@ -135,17 +137,17 @@ func TestChartRBACSuffices(t *testing.T) {
 	out := filepath.Join(t.TempDir(), "out")
 	p := start(t, "sa", "run", "--kubeconfig", kc, "--lease", lease, "--lease-duration", "3s", "--grace", "300ms", "--",
 		"sh", "-c", `echo "$LEADERSHIP_NAMESPACE $LEADERSHIP_TOKEN" >> `+out+`; exec sleep 600`)
-	eventually(t, time.Minute, "the ServiceAccount's replica to lead", func() bool {
+	e2etest.Eventually(t, time.Minute, "the ServiceAccount's replica to lead", func() bool {
 		b, _ := os.ReadFile(out)
 		return strings.HasPrefix(string(b), nsName+" ")
 	})
 	// Several renewals (and the watch) go through.
 	l0, _ := admin(t).CoordinationV1().Leases(nsName).Get(context.Background(), lease, metav1.GetOptions{})
-	eventually(t, time.Minute, "renewals", func() bool {
+	e2etest.Eventually(t, time.Minute, "renewals", func() bool {
 		l, err := admin(t).CoordinationV1().Leases(nsName).Get(context.Background(), lease, metav1.GetOptions{})
 		return err == nil && l.Spec.RenewTime.After(l0.Spec.RenewTime.Time) && l.Annotations["leadership.dev/token"] != ""
 	})
-	eventually(t, time.Minute, "an Acquired event written as the ServiceAccount", func() bool {
+	e2etest.Eventually(t, time.Minute, "an Acquired event written as the ServiceAccount", func() bool {
 		evs, err := admin(t).EventsV1().Events(nsName).List(context.Background(), metav1.ListOptions{})
 		if err != nil {
 			t.Fatal(err)
@@ -162,8 +164,8 @@ func TestChartRBACSuffices(t *testing.T) {
 		t.Fatalf("exit %d after SIGTERM", code)
 	}
 	l, err := admin(t).CoordinationV1().Leases(nsName).Get(context.Background(), lease, metav1.GetOptions{})
-	if err != nil || holderOf(l) != "" {
-		t.Fatalf("Lease not released: %v %q", err, holderOf(l))
+	if err != nil || e2etest.HolderOf(l) != "" {
+		t.Fatalf("Lease not released: %v %q", err, e2etest.HolderOf(l))
 	}
 	for _, bad := range []string{"forbidden", "may not", "permission denied", "cannot record"} {
 		if strings.Contains(p.stderr.String(), bad) {
@@ -205,7 +207,7 @@ func TestRoleMissingVerb(t *testing.T) {
 			}
 			p := start(t, "sa", "run", "--kubeconfig", kc, "--lease", lease, "--lease-duration", "3s", "--grace", "300ms", "--", "sleep", "600")
 			want := `may not ` + verb + ` Lease ` + nsName + `/` + lease + `: grant the verb \"` + verb + `\" on resource leases (API group coordination.k8s.io)`
-			eventually(t, time.Minute, "the error naming the verb and the resource", func() bool {
+			e2etest.Eventually(t, time.Minute, "the error naming the verb and the resource", func() bool {
 				return strings.Contains(p.stderr.String(), want)
 			})
 			p.signal(t, syscall.SIGTERM)

@@ -8,6 +8,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/leadership-dev/leadership/e2e/e2etest"
 )
 
 // workScript is the leader's critical work: it appends lines tagged with
@@ -97,7 +99,7 @@ func checkNoOverlap(t *testing.T, lines []workLine) {
 func waitStart(t *testing.T, path string, after uint64, timeout time.Duration) workLine {
 	t.Helper()
 	var got workLine
-	eventually(t, timeout, "a new term's work to start", func() bool {
+	e2etest.Eventually(t, timeout, "a new term's work to start", func() bool {
 		for _, l := range starts(readWork(t, path)) {
 			if l.token > after {
 				got = l
@@ -121,7 +123,7 @@ func TestNoOverlapWhenSupervisorKilledOrStopped(t *testing.T) {
 		t.Fatal(err)
 	}
 	work := filepath.Join(dir, "work.log")
-	lease := leaseName(t)
+	lease := e2etest.LeaseName(t)
 	procs := map[string]*proc{}
 	launch := func(id string) {
 		procs[id] = start(t, id, "run", "--lease", lease, "--identity", id, "--lease-duration", "3s", "--", "sh", script, work)
@@ -153,7 +155,7 @@ func TestNoOverlapWhenSupervisorKilledOrStopped(t *testing.T) {
 		}
 	}
 	stopped.signal(t, syscall.SIGCONT)
-	eventually(t, time.Minute, second.who+" to notice its term is over", func() bool {
+	e2etest.Eventually(t, time.Minute, second.who+" to notice its term is over", func() bool {
 		return strings.Contains(stopped.stderr.String(), "term ended")
 	})
 	t.Logf("%s leads with token %d; %s resumed as a follower", third.who, third.token, second.who)
@@ -173,7 +175,7 @@ func TestNoOverlapWhenSupervisorKilledOrStopped(t *testing.T) {
 			t.Errorf("%s exited with %d after SIGTERM, want 0", id, code)
 		}
 	}
-	if h := holderOf(getLease(t, lease)); h != "" {
+	if h := e2etest.HolderOf(getLease(t, lease)); h != "" {
 		t.Errorf("Lease still held by %q after every replica stopped; want it released", h)
 	}
 
@@ -195,7 +197,7 @@ func TestNoOverlapWhenSupervisorKilledOrStopped(t *testing.T) {
 	for _, l := range lines {
 		if l.pid != 0 {
 			pid := l.pid
-			eventually(t, 10*time.Second, "process "+strconv.Itoa(pid)+" of token "+strconv.FormatUint(l.token, 10)+" to be gone", func() bool { return !alive(pid) })
+			e2etest.Eventually(t, 10*time.Second, "process "+strconv.Itoa(pid)+" of token "+strconv.FormatUint(l.token, 10)+" to be gone", func() bool { return !alive(pid) })
 		}
 	}
 }
@@ -203,12 +205,12 @@ func TestNoOverlapWhenSupervisorKilledOrStopped(t *testing.T) {
 // TestExitWithChild: the child's exit releases the Lease and becomes the
 // command's exit status.
 func TestExitWithChild(t *testing.T) {
-	lease := leaseName(t)
+	lease := e2etest.LeaseName(t)
 	code, _, stderr := run(t, "run", "--lease", lease, "--lease-duration", "2s", "--exit-with-child", "--", "sh", "-c", "exit 7")
 	if code != 7 {
 		t.Fatalf("exit code %d, want the child's 7; stderr:\n%s", code, stderr)
 	}
-	if h := holderOf(getLease(t, lease)); h != "" {
+	if h := e2etest.HolderOf(getLease(t, lease)); h != "" {
 		t.Fatalf("Lease held by %q after run exited; want released", h)
 	}
 }
@@ -218,9 +220,9 @@ func TestExitWithChild(t *testing.T) {
 func TestRestartsChildWhileLeading(t *testing.T) {
 	dir := t.TempDir()
 	log := filepath.Join(dir, "runs")
-	lease := leaseName(t)
+	lease := e2etest.LeaseName(t)
 	p := start(t, "a", "run", "--lease", lease, "--lease-duration", "3s", "--grace", "300ms", "--", "sh", "-c", `echo "$LEADERSHIP_TOKEN" >> `+log)
-	eventually(t, time.Minute, "the child to run twice", func() bool {
+	e2etest.Eventually(t, time.Minute, "the child to run twice", func() bool {
 		b, _ := os.ReadFile(log)
 		return strings.Count(string(b), "\n") >= 2
 	})

@@ -153,7 +153,7 @@ func Start(ctx context.Context, opts Options) (*ControlPlane, error) {
 	}, opts.ExtraAPIServerFlags...)
 
 	t := time.Now()
-	if c.etcd, c.EtcdURL, err = startEtcd(ctx, filepath.Join(c.dir, "etcd")); err != nil {
+	if c.etcd, c.EtcdURL, err = StartEtcd(ctx, filepath.Join(c.dir, "etcd")); err != nil {
 		return nil, fmt.Errorf("controlplane: %w", err)
 	}
 	etcdTook := since(t)

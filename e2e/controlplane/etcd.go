@@ -17,9 +17,11 @@ import (
 // etcd binding it.
 const etcdStartAttempts = 3
 
-// startEtcd runs an embedded single-member etcd in dir. It lives in the test
-// process so that no etcd binary is needed on PATH.
-func startEtcd(ctx context.Context, dir string) (*embed.Etcd, string, error) {
+// StartEtcd runs an embedded single-member etcd under dir (free 127.0.0.1
+// ports, no fsync) and returns it with its client URL once it is ready. It
+// lives in the test process so that no etcd binary is needed on PATH. The
+// caller closes it and removes dir.
+func StartEtcd(ctx context.Context, dir string) (*embed.Etcd, string, error) {
 	var lastErr error
 	for attempt := range etcdStartAttempts {
 		e, clientURL, err := startEtcdOnce(ctx, filepath.Join(dir, fmt.Sprintf("etcd-%d", attempt)))

@@ -9,11 +9,12 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/leadership-dev/leadership"
+	"github.com/leadership-dev/leadership/e2e/e2etest"
 )
 
 // a. Five candidates: exactly one leads, and the Lease names it.
 func TestFiveCandidatesOneLeader(t *testing.T) {
-	lease, led, log := leaseName(t), &ledger{}, testLogger(t)
+	lease, led, log := e2etest.LeaseName(t), &ledger{}, testLogger(t)
 	var cs []*candidate
 	for _, id := range ids("five", 5) {
 		cs = append(cs, startCandidate(t, lease, id, led, log, nil))
@@ -27,7 +28,7 @@ func TestFiveCandidatesOneLeader(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	if h := holderOf(getLease(t, lease)); h != l.id {
+	if h := e2etest.HolderOf(getLease(t, lease)); h != l.id {
 		t.Fatalf("Lease names %q, leader is %q", h, l.id)
 	}
 	for _, c := range cs {
@@ -40,7 +41,7 @@ func TestFiveCandidatesOneLeader(t *testing.T) {
 
 // b. Graceful stop: another leads, after the old lead returned.
 func TestGracefulHandover(t *testing.T) {
-	lease, led, log := leaseName(t), &ledger{}, testLogger(t)
+	lease, led, log := e2etest.LeaseName(t), &ledger{}, testLogger(t)
 	var cs []*candidate
 	for _, id := range ids("grace", 3) {
 		cs = append(cs, startCandidate(t, lease, id, led, log, nil))
@@ -51,7 +52,7 @@ func TestGracefulHandover(t *testing.T) {
 		stopAt := time.Now()
 		old.stop()
 		var next interval
-		eventually(t, 30*time.Second, "a successor", func() bool {
+		e2etest.Eventually(t, 30*time.Second, "a successor", func() bool {
 			iv, ok := led.last("")
 			next = iv
 			return ok && iv.who != old.id && iv.start.After(stopAt)
@@ -75,7 +76,7 @@ func TestGracefulHandover(t *testing.T) {
 // c. Crash: the leader's traffic is cut, no release; a successor leads after
 // the lease duration, counted from the last renewal, never before.
 func TestCrashTakeover(t *testing.T) {
-	lease, led, log := leaseName(t), &ledger{}, testLogger(t)
+	lease, led, log := e2etest.LeaseName(t), &ledger{}, testLogger(t)
 	var cs []*candidate
 	for _, id := range ids("crash", 3) {
 		cs = append(cs, startCandidate(t, lease, id, led, log, nil))
@@ -85,7 +86,7 @@ func TestCrashTakeover(t *testing.T) {
 	old.proxy.Blackhole()
 	cutAt := time.Now()
 	var next interval
-	eventually(t, 30*time.Second, "a successor", func() bool {
+	e2etest.Eventually(t, 30*time.Second, "a successor", func() bool {
 		iv, ok := led.last("")
 		next = iv
 		return ok && iv.who != old.id
@@ -114,17 +115,17 @@ func TestCrashTakeover(t *testing.T) {
 // d. A leader that lost leadership campaigns again and leads again, in the
 // same process.
 func TestRecampaignAfterLoss(t *testing.T) {
-	lease, led, log := leaseName(t), &ledger{}, testLogger(t)
+	lease, led, log := e2etest.LeaseName(t), &ledger{}, testLogger(t)
 	a := startCandidate(t, lease, "recamp-a", led, log, nil)
-	eventually(t, 30*time.Second, "a leads", func() bool { return a.termCount() == 1 })
+	e2etest.Eventually(t, 30*time.Second, "a leads", func() bool { return a.termCount() == 1 })
 	b := startCandidate(t, lease, "recamp-b", led, log, nil)
 	a.proxy.Blackhole()
-	eventually(t, 30*time.Second, "b leads", func() bool { return b.termCount() == 1 })
+	e2etest.Eventually(t, 30*time.Second, "b leads", func() bool { return b.termCount() == 1 })
 	a.proxy.Restore()
-	eventually(t, 30*time.Second, "a follows b", func() bool { return a.e.Leader().Identity == "recamp-b" })
+	e2etest.Eventually(t, 30*time.Second, "a follows b", func() bool { return a.e.Leader().Identity == "recamp-b" })
 	b.stop()
-	eventually(t, 30*time.Second, "a leads again", func() bool { return a.termCount() == 2 })
-	if h := holderOf(getLease(t, lease)); h != "recamp-a" {
+	e2etest.Eventually(t, 30*time.Second, "a leads again", func() bool { return a.termCount() == 2 })
+	if h := e2etest.HolderOf(getLease(t, lease)); h != "recamp-a" {
 		t.Fatalf("Lease names %q", h)
 	}
 	led.check(t)
@@ -133,7 +134,7 @@ func TestRecampaignAfterLoss(t *testing.T) {
 // e. The Lease deleted while held: the work stops at once, and leadership is
 // established again.
 func TestLeaseDeletedWhileHeld(t *testing.T) {
-	lease, led, log := leaseName(t), &ledger{}, testLogger(t)
+	lease, led, log := e2etest.LeaseName(t), &ledger{}, testLogger(t)
 	cs := []*candidate{
 		startCandidate(t, lease, "del-a", led, log, nil),
 		startCandidate(t, lease, "del-b", led, log, nil),
@@ -144,7 +145,7 @@ func TestLeaseDeletedWhileHeld(t *testing.T) {
 	if err := admin(t).CoordinationV1().Leases(ns).Delete(context.Background(), lease, metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 30*time.Second, "the leader's work stops", func() bool { return old.endedCount() == 1 })
+	e2etest.Eventually(t, 30*time.Second, "the leader's work stops", func() bool { return old.endedCount() == 1 })
 	rem, cause := old.ending(0)
 	if !errors.Is(cause, leadership.ErrLockDeleted) || rem <= 0 {
 		t.Fatalf("ended with %v, %v of validity left: want ErrLockDeleted well before validity ends", cause, rem)
@@ -152,7 +153,7 @@ func TestLeaseDeletedWhileHeld(t *testing.T) {
 	oldIv, _ := led.last(old.id)
 	t.Logf("work stopped %v after the delete was sent, with %v of validity left", oldIv.end.Sub(deletedAt), rem)
 	var next interval
-	eventually(t, 30*time.Second, "a leader again", func() bool {
+	e2etest.Eventually(t, 30*time.Second, "a leader again", func() bool {
 		iv, ok := led.last("")
 		next = iv
 		return ok && iv.open && iv.start.After(deletedAt)
@@ -160,7 +161,7 @@ func TestLeaseDeletedWhileHeld(t *testing.T) {
 	if next.token <= tokenBefore {
 		t.Fatalf("token went from %d to %d across the deletion", tokenBefore, next.token)
 	}
-	if h := holderOf(getLease(t, lease)); h != next.who {
+	if h := e2etest.HolderOf(getLease(t, lease)); h != next.who {
 		t.Fatalf("Lease names %q, leader %q", h, next.who)
 	}
 	led.check(t)
@@ -169,7 +170,7 @@ func TestLeaseDeletedWhileHeld(t *testing.T) {
 // f. The holder overwritten by hand: the leader notices through its watch
 // and stops before its validity ends.
 func TestHolderOverwrittenByHand(t *testing.T) {
-	lease, led, log := leaseName(t), &ledger{}, testLogger(t)
+	lease, led, log := e2etest.LeaseName(t), &ledger{}, testLogger(t)
 	cs := []*candidate{
 		startCandidate(t, lease, "edit-a", led, log, nil),
 		startCandidate(t, lease, "edit-b", led, log, nil),
@@ -181,20 +182,20 @@ func TestHolderOverwrittenByHand(t *testing.T) {
 	if _, err := admin(t).CoordinationV1().Leases(ns).Update(context.Background(), l, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 30*time.Second, "the leader's work stops", func() bool { return old.endedCount() == 1 })
+	e2etest.Eventually(t, 30*time.Second, "the leader's work stops", func() bool { return old.endedCount() == 1 })
 	rem, cause := old.ending(0)
 	if !errors.Is(cause, leadership.ErrLockLost) || rem <= 0 {
 		t.Fatalf("ended with %v, %v of validity left: want ErrLockLost before validity ends", cause, rem)
 	}
 	// The hand-written holder never renews: after its lease someone leads.
-	eventually(t, 30*time.Second, "a leader again", func() bool { return len(led.active()) == 1 })
+	e2etest.Eventually(t, 30*time.Second, "a leader again", func() bool { return len(led.active()) == 1 })
 	led.check(t)
 }
 
 // g. Fencing tokens strictly increase over 50 transitions, whoever wins,
 // including the same identity winning again.
 func TestTokensIncreaseOver50Transitions(t *testing.T) {
-	lease, led, log := leaseName(t), &ledger{}, testLogger(t)
+	lease, led, log := e2etest.LeaseName(t), &ledger{}, testLogger(t)
 	var cs []*candidate
 	for _, id := range ids("tok", 3) {
 		cs = append(cs, startCandidate(t, lease, id, led, log, nil))
@@ -209,12 +210,12 @@ func TestTokensIncreaseOver50Transitions(t *testing.T) {
 			if err := admin(t).CoordinationV1().Leases(ns).Delete(ctx, lease, metav1.DeleteOptions{}); err != nil {
 				t.Fatal(err)
 			}
-			eventually(t, 30*time.Second, "work stopped", func() bool { return l.endedCount() == n })
+			e2etest.Eventually(t, 30*time.Second, "work stopped", func() bool { return l.endedCount() == n })
 		} else if err := l.e.Resign(ctx); err != nil {
 			t.Fatal(err)
 		}
 		cancel()
-		eventually(t, 30*time.Second, "next term", func() bool { return len(led.intervals()) > before })
+		e2etest.Eventually(t, 30*time.Second, "next term", func() bool { return len(led.intervals()) > before })
 	}
 	ivs := led.intervals()
 	if len(ivs) < 51 {
@@ -227,9 +228,9 @@ func TestTokensIncreaseOver50Transitions(t *testing.T) {
 // Values proclaimed in a term are stored on the Lease, carried into the next
 // term, and cannot be moved by a term that has ended.
 func TestProclaimAcrossHandover(t *testing.T) {
-	lease, led, log := leaseName(t), &ledger{}, testLogger(t)
+	lease, led, log := e2etest.LeaseName(t), &ledger{}, testLogger(t)
 	a := startCandidate(t, lease, "vals-a", led, log, nil)
-	eventually(t, 30*time.Second, "a leads", func() bool { return a.termCount() == 1 })
+	e2etest.Eventually(t, 30*time.Second, "a leads", func() bool { return a.termCount() == 1 })
 	ta := a.term(0)
 	ctx := context.Background()
 	if err := a.e.Proclaim(ctx, ta, map[string]string{"last-run": "run-1"}); err != nil {
@@ -239,11 +240,11 @@ func TestProclaimAcrossHandover(t *testing.T) {
 		t.Fatalf("annotation %q", got)
 	}
 	b := startCandidate(t, lease, "vals-b", led, log, nil)
-	eventually(t, 30*time.Second, "b follows", func() bool { return b.e.Leader().Identity == "vals-a" })
+	e2etest.Eventually(t, 30*time.Second, "b follows", func() bool { return b.e.Leader().Identity == "vals-a" })
 	if err := a.e.Resign(ctx); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 30*time.Second, "b leads", func() bool { return b.termCount() == 1 })
+	e2etest.Eventually(t, 30*time.Second, "b leads", func() bool { return b.termCount() == 1 })
 	if got := b.term(0).Values["last-run"]; got != "run-1" {
 		t.Fatalf("b's term starts with %v", b.term(0).Values)
 	}
@@ -259,7 +260,7 @@ func TestProclaimAcrossHandover(t *testing.T) {
 // A handover requested on the Lease (what `leadership handover --to`
 // writes) moves leadership to the named replica.
 func TestHandoverToNamedReplica(t *testing.T) {
-	lease, led, log := leaseName(t), &ledger{}, testLogger(t)
+	lease, led, log := e2etest.LeaseName(t), &ledger{}, testLogger(t)
 	var cs []*candidate
 	for _, id := range ids("hand", 3) {
 		cs = append(cs, startCandidate(t, lease, id, led, log, nil))
@@ -281,7 +282,7 @@ func TestHandoverToNamedReplica(t *testing.T) {
 		if _, err := admin(t).CoordinationV1().Leases(ns).Update(context.Background(), l, metav1.UpdateOptions{}); err != nil {
 			t.Fatal(err)
 		}
-		eventually(t, 30*time.Second, "the named replica leads", func() bool { return to.termCount() == n+1 })
+		e2etest.Eventually(t, 30*time.Second, "the named replica leads", func() bool { return to.termCount() == n+1 })
 		if _, ok := getLease(t, lease).Annotations["leadership.dev/preferred-holder"]; ok {
 			t.Fatal("request not cleared by the successor's acquisition")
 		}

@@ -1,15 +1,10 @@
 package integration
 
 import (
-	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	"log/slog"
-	"regexp"
 	"sort"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -17,38 +12,16 @@ import (
 	coordinationv1 "k8s.io/api/coordination/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/rest"
 
 	"github.com/leadership-dev/leadership"
 	"github.com/leadership-dev/leadership/e2e/controlplane"
+	"github.com/leadership-dev/leadership/e2e/e2etest"
 	"github.com/leadership-dev/leadership/kubelease"
 )
 
 const ns = "default"
 
-// leaseName returns a Lease name unique to the test.
-func leaseName(t *testing.T) string {
-	var b [3]byte
-	_, _ = rand.Read(b[:])
-	n := strings.ToLower(regexp.MustCompile(`[^A-Za-z0-9]+`).ReplaceAllString(t.Name(), "-"))
-	if len(n) > 40 {
-		n = n[:40]
-	}
-	return strings.Trim(n, "-") + "-" + hex.EncodeToString(b[:])
-}
-
-func clientFor(t *testing.T, cfg *rest.Config) kubernetes.Interface {
-	t.Helper()
-	cfg = rest.CopyConfig(cfg)
-	cfg.QPS, cfg.Burst = 100, 200
-	cs, err := kubernetes.NewForConfig(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return cs
-}
-
-func admin(t *testing.T) kubernetes.Interface { return clientFor(t, cp.Config) }
+func admin(t *testing.T) kubernetes.Interface { return e2etest.Client(t, cp.Config) }
 
 func getLease(t *testing.T, name string) *coordinationv1.Lease {
 	t.Helper()
@@ -57,25 +30,6 @@ func getLease(t *testing.T, name string) *coordinationv1.Lease {
 		t.Fatalf("get Lease %s: %v", name, err)
 	}
 	return l
-}
-
-func holderOf(l *coordinationv1.Lease) string {
-	if l.Spec.HolderIdentity == nil {
-		return ""
-	}
-	return *l.Spec.HolderIdentity
-}
-
-// eventually polls cond until it holds or the (generous) timeout passes.
-func eventually(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for: %s", timeout, what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 }
 
 // interval is one stretch of leader work, with times on this process's
@@ -168,25 +122,11 @@ func (l *ledger) check(t *testing.T) {
 	}
 }
 
-// syncBuffer collects a test's logs, printed only if the test fails.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
 func testLogger(t *testing.T) *slog.Logger {
-	buf := &syncBuffer{}
+	buf := &e2etest.SyncBuffer{}
 	t.Cleanup(func() {
 		if t.Failed() {
-			buf.mu.Lock()
-			t.Logf("elector logs:\n%s", buf.b.String())
-			buf.mu.Unlock()
+			t.Logf("elector logs:\n%s", buf.String())
 		}
 	})
 	return slog.New(slog.NewTextHandler(buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
@@ -217,7 +157,7 @@ func startCandidate(t *testing.T, lease, id string, led *ledger, log *slog.Logge
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = p.Close() })
-	lock, err := kubelease.New(clientFor(t, p.Config()).CoordinationV1(), ns, lease)
+	lock, err := kubelease.New(e2etest.Client(t, p.Config()).CoordinationV1(), ns, lease)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -294,7 +234,7 @@ func (c *candidate) ending(i int) (remaining time.Duration, cause error) {
 func leaderAmong(t *testing.T, led *ledger, cs []*candidate) *candidate {
 	t.Helper()
 	var who string
-	eventually(t, 30*time.Second, "exactly one leader", func() bool {
+	e2etest.Eventually(t, 30*time.Second, "exactly one leader", func() bool {
 		a := led.active()
 		if len(a) == 1 {
 			who = a[0]
@@ -347,7 +287,7 @@ func watchRenewals(t *testing.T, lease string) *renewalLog {
 				continue
 			}
 			r.mu.Lock()
-			if h := holderOf(l); l.Spec.RenewTime.After(r.newest[h]) {
+			if h := e2etest.HolderOf(l); l.Spec.RenewTime.After(r.newest[h]) {
 				r.newest[h] = l.Spec.RenewTime.Time
 			}
 			r.mu.Unlock()

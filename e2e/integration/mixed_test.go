@@ -8,6 +8,8 @@ import (
 
 	"k8s.io/client-go/tools/leaderelection"
 	"k8s.io/client-go/tools/leaderelection/resourcelock"
+
+	"github.com/leadership-dev/leadership/e2e/e2etest"
 )
 
 // clientGoCandidate runs client-go's elector on the same Lease. Its work
@@ -74,9 +76,9 @@ func (c *clientGoCandidate) handBack() {
 // h. A mixed fleet: client-go's elector and ours on one Lease, 20 handovers
 // each way, never two leaders at once by the recorded work intervals.
 func TestMixedFleetWithClientGo(t *testing.T) {
-	lease, led, log := leaseName(t), &ledger{}, testLogger(t)
+	lease, led, log := e2etest.LeaseName(t), &ledger{}, testLogger(t)
 	ours := startCandidate(t, lease, "ours-0", led, log, nil)
-	eventually(t, 30*time.Second, "ours leads", func() bool { return ours.termCount() == 1 })
+	e2etest.Eventually(t, 30*time.Second, "ours leads", func() bool { return ours.termCount() == 1 })
 	var toClientGo, toOurs []time.Duration
 	for i := 0; i < 20; i++ {
 		cg := startClientGo(t, lease, "client-go-"+strconv.Itoa(i), led)
@@ -90,11 +92,11 @@ func TestMixedFleetWithClientGo(t *testing.T) {
 		toClientGo = append(toClientGo, time.Since(stopAt))
 		ours = startCandidate(t, lease, "ours-"+strconv.Itoa(i+1), led, log, nil)
 		// Ours must respect client-go's lease while it renews.
-		eventually(t, 30*time.Second, "ours observes client-go", func() bool { return ours.e.Leader().Identity == cg.id })
+		e2etest.Eventually(t, 30*time.Second, "ours observes client-go", func() bool { return ours.e.Leader().Identity == cg.id })
 		n := ours.termCount()
 		stopAt = time.Now()
 		cg.handBack()
-		eventually(t, 30*time.Second, "ours takes over from client-go", func() bool { return ours.termCount() == n+1 })
+		e2etest.Eventually(t, 30*time.Second, "ours takes over from client-go", func() bool { return ours.termCount() == n+1 })
 		toOurs = append(toOurs, time.Since(stopAt))
 	}
 	t.Logf("handover ours→client-go: %v", toClientGo)
