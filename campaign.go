@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"strings"
 	"time"
 
 	"k8s.io/apimachinery/pkg/util/wait"
@@ -25,48 +26,48 @@ const (
 // decide says what a candidate does with the lock it observed: wait (at most
 // the returned duration, or until the lock changes), create it, or take it
 // with a compare-and-swap on the observed version.
-func (e *Elector) decide(o observation, now time.Time) (action, time.Duration) {
+func (e *Elector) decide(o observation, now time.Time, mine bool) (action, time.Duration) {
 	if !o.known {
 		return actWait, 0
 	}
 	if !o.exists {
-		if o.prevOwn || !now.Before(o.heldUntil) {
-			return actCreate, 0
+		if now.Before(o.heldUntil) {
+			return actWait, o.heldUntil.Sub(now)
 		}
-		return actWait, o.heldUntil.Sub(now)
+		return actCreate, 0
 	}
 	r := o.rec
 	switch {
-	case r.HolderIdentity == "":
-		// Released: the holder's work has returned, so waiting is pointless,
-		// unless the release was a handover to someone else, who gets a head
-		// start.
+	case r.HolderIdentity == "" && r.Released != 0:
+		// Released by its holder after its work returned, so waiting is
+		// pointless, unless the release was a handover to someone else,
+		// who gets a head start.
 		if p := r.PreferredHolder; p != "" && p != e.cfg.Identity && p != AnyOtherHolder {
 			if g := o.at.Add(e.cfg.RenewInterval); now.Before(g) {
 				return actWait, g.Sub(now)
 			}
 		}
 		return actTake, 0
-	case e.isOwn(r):
-		// A write of ours, e.g. one that was applied after we gave up on
+	case mine && r.HolderIdentity != "":
+		// Exactly a write of ours, e.g. one applied after we gave up on
 		// it: nobody else can have acted on it.
 		return actTake, 0
 	}
-	if exp := o.at.Add(e.leaseOf(r)); now.Before(exp) {
-		return actWait, exp.Sub(now)
+	// Anything else, an empty holder nobody marked as released included,
+	// is waited out: the deadline chain holds the longest lease any
+	// holder seen may still be acting on.
+	if now.Before(o.heldUntil) {
+		return actWait, o.heldUntil.Sub(now)
 	}
 	return actTake, 0
 }
 
 // freeSince is when the observed lock became free to take.
-func (e *Elector) freeSince(o observation) time.Time {
-	switch {
-	case !o.exists && o.heldUntil.After(o.at) && !o.prevOwn:
-		return o.heldUntil
-	case !o.exists, o.rec.HolderIdentity == "", e.isOwn(o.rec):
+func (e *Elector) freeSince(o observation, mine bool) time.Time {
+	if (o.exists && o.rec.HolderIdentity == "" && o.rec.Released != 0) || mine || o.heldUntil.Before(o.at) {
 		return o.at
 	}
-	return o.at.Add(e.leaseOf(o.rec))
+	return o.heldUntil
 }
 
 // campaign returns once this elector holds the lock, with the new term and
@@ -79,19 +80,20 @@ func (e *Elector) campaign(ctx context.Context) (Term, Record, error) {
 			return Term{}, Record{}, err
 		}
 		o := e.snapshot()
-		if o.exists && o.rec.HolderIdentity == e.cfg.Identity && !e.isOwn(o.rec) && clashWarned != o.version {
+		mine := o.exists && e.isMine(o.rec)
+		if o.exists && o.rec.HolderIdentity == e.cfg.Identity && !mine && clashWarned != o.version {
 			clashWarned = o.version
-			e.log.Error("the lock names this replica's identity but another process wrote it; identities must be unique (use leadership.DefaultIdentity). Waiting for that holder's lease to expire.",
+			e.log.Error("the lock names this replica's identity but this process did not write it (another process with the same identity, or a hand edit); identities must be unique (use leadership.DefaultIdentity). Waiting for that holder's lease to expire.",
 				"writerInstance", o.rec.Instance, "ownInstance", e.instance)
 		}
-		act, d := e.decide(o, e.clock.Now())
+		act, d := e.decide(o, e.clock.Now(), mine)
 		if act == actWait {
 			e.waitChange(ctx, d)
 			continue
 		}
 		t, rec, err := e.acquire(ctx, o, act)
 		if h := e.cfg.Hooks.OnAttempt; h != nil {
-			h(err)
+			e.hook(func() { h(err) })
 		}
 		if err == nil {
 			if h := e.cfg.Hooks.OnAcquire; h != nil {
@@ -99,7 +101,8 @@ func (e *Elector) campaign(ctx context.Context) (Term, Record, error) {
 				if o.exists {
 					prev = o.rec.HolderIdentity
 				}
-				h(t, prev, e.clock.Since(e.freeSince(o)))
+				waited := e.clock.Since(e.freeSince(o, mine))
+				e.hook(func() { h(t, prev, waited) })
 			}
 			return t, rec, nil
 		}
@@ -109,10 +112,17 @@ func (e *Elector) campaign(ctx context.Context) (Term, Record, error) {
 		if errors.Is(err, ErrConflict) || errors.Is(err, ErrNotFound) {
 			// Someone wrote first, or our view was stale: read the latest
 			// version and decide again. The countdown restarts only if the
-			// record really changed.
+			// record really changed. If the read changes nothing we would
+			// try again at once, so back off first: a store that keeps
+			// refusing must not be hammered.
 			e.log.Debug("lost the race for the lock; re-reading it", "error", err)
 			if _, err := e.refresh(ctx); err != nil && ctx.Err() == nil {
 				errs.log(e.log, e.clock.Now(), "cannot read the lock; retrying", err)
+				e.sleep(ctx, wait.Jitter(e.cfg.RetryPeriod, 0.2))
+				continue
+			}
+			o := e.snapshot()
+			if act, _ := e.decide(o, e.clock.Now(), o.exists && e.isMine(o.rec)); act != actWait {
 				e.sleep(ctx, wait.Jitter(e.cfg.RetryPeriod, 0.2))
 			}
 			continue
@@ -141,13 +151,11 @@ func (e *Elector) waitChange(ctx context.Context, d time.Duration) {
 // refresh reads the lock into the observation and returns the version read
 // (0 if the lock does not exist).
 func (e *Elector) refresh(ctx context.Context) (uint64, error) {
-	e.mu.Lock()
-	epoch := e.writeEpoch
-	e.mu.Unlock()
+	epoch := e.epoch()
 	r, err := e.lock.Get(ctx)
 	switch {
 	case err == nil:
-		e.see(r)
+		e.seeRead(r, epoch)
 	case errors.Is(err, ErrNotFound):
 		e.seeMissing(0, epoch)
 	default:
@@ -163,8 +171,8 @@ func (e *Elector) acquire(ctx context.Context, o observation, act action) (Term,
 	rec := Record{
 		HolderIdentity: e.cfg.Identity,
 		LeaseDuration:  e.cfg.LeaseDuration,
-		AcquireTime:    now,
-		RenewTime:      now,
+		AcquireTime:    wallTime(now),
+		RenewTime:      wallTime(now),
 		Instance:       e.instance,
 	}
 	rctx, cancel := context.WithTimeout(ctx, e.cfg.RenewInterval)
@@ -172,6 +180,7 @@ func (e *Elector) acquire(ctx context.Context, o observation, act action) (Term,
 	var res Record
 	var err error
 	if act == actCreate {
+		e.sent(rec)
 		res, err = e.lock.Create(rctx, rec)
 	} else {
 		prev := o.rec
@@ -180,29 +189,29 @@ func (e *Elector) acquire(ctx context.Context, o observation, act action) (Term,
 		if prev.HolderIdentity != e.cfg.Identity && rec.LeaseTransitions < 1<<31-1 {
 			rec.LeaseTransitions++
 		}
-		// A handover request is fulfilled by the acquisition of the named
-		// successor, or of anyone when any successor was asked for.
-		if p := prev.PreferredHolder; p != e.cfg.Identity && p != AnyOtherHolder {
-			rec.PreferredHolder = p
-		}
+		// A handover request is void once anyone acquires: fulfilled if
+		// it is us, expired otherwise (the named replica did not take the
+		// lock in its head start). Keeping it would make leadership flap
+		// when the named replica is not running.
 		rec.Values = prev.Values
+		e.sent(rec)
 		res, err = e.lock.Update(rctx, rec)
 	}
 	if err != nil {
 		return Term{}, Record{}, err
 	}
 	e.mu.Lock()
-	e.writeEpoch++
 	if res.Version <= e.lastToken {
-		// The backend broke its contract; fencing downstream would refuse
-		// this term. Say so rather than hide it.
-		e.log.Error("the lock's backend returned a version that did not increase; fencing tokens are not monotonic", "version", res.Version, "previousToken", e.lastToken)
+		// The backend broke its contract, or its store was restored from
+		// a backup; fencing downstream would refuse this term. Say so
+		// rather than hide it.
+		e.log.Error("the lock's backend returned a version that did not increase; fencing tokens are not monotonic (was the store restored from a backup?)", "version", res.Version, "previousToken", e.lastToken)
 	}
 	e.lastToken = max(e.lastToken, res.Version)
 	e.mu.Unlock()
-	e.see(res)
+	e.confirmed(res)
 	v := &validity{now: e.clock.Now, boot: e.boot}
-	v.extend(now, bootAt, e.cfg.validity())
+	v.extend(now, bootAt, e.cfg.termValidity())
 	t := Term{Identity: e.cfg.Identity, Token: res.Version, AcquireTime: now, Values: maps.Clone(res.Values), v: v}
 	return t, res, nil
 }
@@ -231,7 +240,8 @@ func (r renewResult) failure() error {
 
 // renew writes a new renewTime over our last record, compare-and-swap on its
 // version, with a deadline no later than the end of validity.
-func (e *Elector) renew(ctx context.Context, t Term, last Record, values map[string]string) renewResult {
+func (e *Elector) renew(ctx context.Context, ls *leaderState, last Record, values map[string]string) renewResult {
+	t := ls.term
 	now, bootAt := e.clock.Now(), e.boot()
 	left := t.Remaining()
 	if left <= 0 {
@@ -240,12 +250,14 @@ func (e *Elector) renew(ctx context.Context, t Term, last Record, values map[str
 	rec := last
 	rec.HolderIdentity = e.cfg.Identity
 	rec.LeaseDuration = e.cfg.LeaseDuration
-	rec.RenewTime = now
+	rec.RenewTime = wallTime(now)
 	rec.Token = t.Token
 	rec.Instance = e.instance
+	rec.Released = 0
 	rec.Values = values
 	rctx, cancel := context.WithTimeout(ctx, left)
 	defer cancel()
+	e.sent(rec)
 	res, err := e.lock.Update(rctx, rec)
 	switch {
 	case err == nil:
@@ -253,32 +265,76 @@ func (e *Elector) renew(ctx context.Context, t Term, last Record, values map[str
 	case errors.Is(err, ErrNotFound):
 		return renewResult{lost: ErrLockDeleted, sentAt: now}
 	case errors.Is(err, ErrConflict):
-		// Either someone else wrote, or an earlier write of ours that we gave
-		// up on was applied late. Only a re-read tells which.
+		// Someone else wrote, or an earlier write of ours that we gave up
+		// on was applied late, or only metadata changed. Only a re-read
+		// tells which.
+		epoch := e.epoch()
 		cur, gerr := e.lock.Get(rctx)
 		switch {
 		case errors.Is(gerr, ErrNotFound):
-			return renewResult{lost: ErrLockDeleted}
+			return renewResult{lost: ErrLockDeleted, sentAt: now}
 		case gerr != nil:
-			return renewResult{err: gerr}
+			return renewResult{err: gerr, sentAt: now}
 		}
-		e.see(cur)
-		r := e.judge(cur)
-		r.sentAt = now
-		return r
+		e.seeRead(cur, epoch)
+		rec, cause := e.judge(ls, last, cur)
+		if cause != nil {
+			return renewResult{rec: rec, lost: cause, sentAt: now}
+		}
+		return renewResult{rec: rec, adopted: true, sentAt: now}
 	default:
 		return renewResult{err: err, sentAt: now}
 	}
 }
 
-// judge classifies a record written by someone while we lead.
-func (e *Elector) judge(cur Record) renewResult {
+// judge classifies a record at a newer version than last, our last
+// successful write, seen while we lead. It returns the record to continue
+// from, or why the term ends. Only a record exactly equal to one of our
+// writes, or to last but for its metadata, is ours: a hand edit copies the
+// holder and instance too, and whatever it changed (duration, renew time,
+// holder) others may now act on.
+func (e *Elector) judge(ls *leaderState, last, cur Record) (Record, error) {
 	switch {
-	case e.isOwn(cur):
-		return renewResult{rec: cur, adopted: true}
-	case cur.HolderIdentity == e.cfg.Identity:
-		return renewResult{lost: fmt.Errorf("%w (identity %q, other instance %q)", ErrIdentityClash, cur.HolderIdentity, cur.Instance)}
-	default:
-		return renewResult{lost: fmt.Errorf("%w: holder is now %q", ErrLockLost, cur.HolderIdentity)}
+	case cur.sameContent(last), e.isMine(cur):
+		return cur, nil
+	case cur.HolderIdentity == e.cfg.Identity && cur.Instance != e.instance && cur.Instance != "":
+		return Record{}, fmt.Errorf("%w (identity %q, other instance %q)", ErrIdentityClash, cur.HolderIdentity, cur.Instance)
+	case cur.HolderIdentity != e.cfg.Identity:
+		if cur.HolderIdentity == "" {
+			return Record{}, fmt.Errorf("%w: someone else emptied the holder", ErrLockLost)
+		}
+		return Record{}, fmt.Errorf("%w: holder is now %q", ErrLockLost, cur.HolderIdentity)
 	}
+	req := last
+	req.PreferredHolder = cur.PreferredHolder
+	if cur.sameContent(req) {
+		// Only the requested successor changed: a handover request, or
+		// its withdrawal.
+		if p := cur.PreferredHolder; p != "" && p != e.cfg.Identity && p != ls.ignorePreferred {
+			e.log.Info("handover requested; stepping down", "successor", p)
+			return cur, ErrHandover
+		}
+		return cur, nil
+	}
+	return Record{}, fmt.Errorf("%w: the lock still names this replica but someone else edited it (%s)", ErrLockLost, diff(last, cur))
+}
+
+// diff names the protocol fields in which a and b differ.
+func diff(a, b Record) string {
+	var d []string
+	add := func(name string, differ bool) {
+		if differ {
+			d = append(d, name)
+		}
+	}
+	add("leaseDuration", a.LeaseDuration != b.LeaseDuration)
+	add("renewTime", !a.RenewTime.Equal(b.RenewTime))
+	add("acquireTime", !a.AcquireTime.Equal(b.AcquireTime))
+	add("leaseTransitions", a.LeaseTransitions != b.LeaseTransitions)
+	add("token", a.Token != b.Token)
+	add("instance", a.Instance != b.Instance)
+	add("released", a.Released != b.Released)
+	add("values", !maps.Equal(a.Values, b.Values))
+	add("preferredHolder", a.PreferredHolder != b.PreferredHolder)
+	return strings.Join(d, ", ")
 }

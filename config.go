@@ -16,6 +16,12 @@ const (
 	// DefaultRetryPeriodCap bounds the default RetryPeriod, like client-go's
 	// 2 s retry period.
 	DefaultRetryPeriodCap = 2 * time.Second
+	// DefaultStopMargin is how long before its validity ends a term is
+	// cancelled by default.
+	DefaultStopMargin = 100 * time.Millisecond
+	// None, as MaxClockDrift or StopMargin, selects zero for a field whose
+	// zero value selects its default.
+	None = -1
 )
 
 // Config sets up an Elector. The zero value of every field but Identity
@@ -58,9 +64,20 @@ type Config struct {
 	// term that fraction of LeaseDuration early, so that its clock running
 	// slow cannot make it outlast a successor's wait. Clock offsets (hosts
 	// disagreeing on the time of day) do not matter: only each process's own
-	// monotonic clock is used. Zero selects the default 0.01; the value must
-	// be below 0.5.
+	// monotonic clock is used. Zero selects the default 0.01; None selects
+	// no margin at all (for replicas known to share one clock); other values
+	// must be in (0, 0.5).
 	MaxClockDrift float64
+
+	// StopMargin is how long before the end of its validity the term's
+	// context is cancelled. Timers fire late under GC pauses, CPU throttling
+	// or an overloaded node; the margin absorbs that lateness, so that the
+	// work is told to stop before a successor could start, not after. A
+	// larger margin costs nothing while renewals succeed, and ends a term
+	// that cannot renew that much sooner. Zero selects DefaultStopMargin
+	// (100ms); None selects no margin. It must be less than half the
+	// leader's validity.
+	StopMargin time.Duration
 
 	// ReleaseOnStop, when true, makes a leader that stops (its Run context is
 	// done, or lead returned) write an empty holder once its work has
@@ -81,8 +98,17 @@ func (c Config) withDefaults() Config {
 	if c.LeaseDuration == 0 {
 		c.LeaseDuration = DefaultLeaseDuration
 	}
-	if c.MaxClockDrift == 0 {
+	switch c.MaxClockDrift {
+	case 0:
 		c.MaxClockDrift = DefaultMaxClockDrift
+	case None:
+		c.MaxClockDrift = 0
+	}
+	switch c.StopMargin {
+	case 0:
+		c.StopMargin = DefaultStopMargin
+	case None:
+		c.StopMargin = 0
 	}
 	if c.RenewInterval == 0 {
 		c.RenewInterval = c.LeaseDuration / 3
@@ -143,7 +169,10 @@ func (c Config) validated() (Config, error) {
 		return bad("LeaseDuration", c.LeaseDuration, "must fit leaseDurationSeconds (at most %v)", maxLeaseDuration)
 	}
 	if math.IsNaN(c.MaxClockDrift) || c.MaxClockDrift < 0 || c.MaxClockDrift >= 0.5 {
-		return bad("MaxClockDrift", c.MaxClockDrift, "must be in [0, 0.5): it is the fraction of LeaseDuration the leader gives up to tolerate clock rate differences")
+		return bad("MaxClockDrift", c.MaxClockDrift, "must be in (0, 0.5), or leadership.None for no margin: it is the fraction of LeaseDuration the leader gives up to tolerate clock rate differences")
+	}
+	if c.StopMargin < 0 || 2*c.StopMargin >= c.validity() {
+		return bad("StopMargin", c.StopMargin, "must be in [0, %v) (half the leader's validity), or leadership.None for no margin", c.validity()/2)
 	}
 	valid := c.validity()
 	switch {
@@ -166,5 +195,9 @@ func (c Config) validated() (Config, error) {
 func (c Config) validity() time.Duration {
 	return time.Duration(float64(c.LeaseDuration) * (1 - c.MaxClockDrift))
 }
+
+// termValidity is how long after a successful write was sent the term's
+// context is cancelled: the validity less the stop margin.
+func (c Config) termValidity() time.Duration { return c.validity() - c.StopMargin }
 
 func (c Config) releaseOnStop() bool { return c.ReleaseOnStop == nil || *c.ReleaseOnStop }

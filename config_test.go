@@ -14,8 +14,15 @@ func TestConfigDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	if c.LeaseDuration != 15*time.Second || c.RenewInterval != 5*time.Second || c.RetryPeriod != 2*time.Second ||
-		c.MaxClockDrift != 0.01 || !c.releaseOnStop() || c.Logger == nil {
+		c.MaxClockDrift != 0.01 || c.StopMargin != 100*time.Millisecond || !c.releaseOnStop() || c.Logger == nil {
 		t.Fatalf("defaults: %+v", c)
+	}
+	c, err = Config{Identity: "a", MaxClockDrift: None, StopMargin: None}.validated()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.MaxClockDrift != 0 || c.StopMargin != 0 || c.termValidity() != 15*time.Second {
+		t.Fatalf("None did not select zero: drift %v margin %v", c.MaxClockDrift, c.StopMargin)
 	}
 	c, err = Config{Identity: "a", LeaseDuration: 2 * time.Second}.validated()
 	if err != nil {
@@ -41,8 +48,8 @@ func TestConfigInvalid(t *testing.T) {
 		{"sub-second lease", Config{Identity: "a", LeaseDuration: 500 * time.Millisecond}, "LeaseDuration", "at least 1s"},
 		{"fractional lease", Config{Identity: "a", LeaseDuration: 1500 * time.Millisecond}, "LeaseDuration", "whole number of seconds"},
 		{"huge lease", Config{Identity: "a", LeaseDuration: time.Duration(math.MaxInt64)}, "LeaseDuration", ""},
-		{"negative drift", Config{Identity: "a", MaxClockDrift: -0.1}, "MaxClockDrift", "[0, 0.5)"},
-		{"big drift", Config{Identity: "a", MaxClockDrift: 0.5}, "MaxClockDrift", "[0, 0.5)"},
+		{"negative drift", Config{Identity: "a", MaxClockDrift: -0.1}, "MaxClockDrift", "(0, 0.5)"},
+		{"big drift", Config{Identity: "a", MaxClockDrift: 0.5}, "MaxClockDrift", "(0, 0.5)"},
 		{"NaN drift", Config{Identity: "a", MaxClockDrift: math.NaN()}, "MaxClockDrift", ""},
 		{"negative renew", Config{Identity: "a", RenewInterval: -time.Second}, "RenewInterval", "positive"},
 		{"renew too long", Config{Identity: "a", RenewInterval: 8 * time.Second}, "RenewInterval", "two renewals"},
@@ -50,9 +57,11 @@ func TestConfigInvalid(t *testing.T) {
 		{"negative retry", Config{Identity: "a", RetryPeriod: -1}, "RetryPeriod", "at least 1ms"},
 		{"retry above renew", Config{Identity: "a", RetryPeriod: 6 * time.Second}, "RetryPeriod", "must not exceed RenewInterval"},
 		{"sub-millisecond retry", Config{Identity: "a", RetryPeriod: 500 * time.Microsecond}, "RetryPeriod", "at least 1ms"},
-		{"infinite drift", Config{Identity: "a", MaxClockDrift: math.Inf(1)}, "MaxClockDrift", "[0, 0.5)"},
-		{"negative infinite drift", Config{Identity: "a", MaxClockDrift: math.Inf(-1)}, "MaxClockDrift", "[0, 0.5)"},
+		{"infinite drift", Config{Identity: "a", MaxClockDrift: math.Inf(1)}, "MaxClockDrift", "(0, 0.5)"},
+		{"negative infinite drift", Config{Identity: "a", MaxClockDrift: math.Inf(-1)}, "MaxClockDrift", "(0, 0.5)"},
 		{"lease beyond leaseDurationSeconds", Config{Identity: "a", LeaseDuration: maxLeaseDuration + time.Second}, "LeaseDuration", "must fit leaseDurationSeconds"},
+		{"negative stop margin", Config{Identity: "a", StopMargin: -2}, "StopMargin", "[0, "},
+		{"stop margin half the validity", Config{Identity: "a", LeaseDuration: time.Second, StopMargin: 495 * time.Millisecond}, "StopMargin", "half the leader's validity"},
 		{"two renewals do not fit once the drift margin is taken", Config{Identity: "a", LeaseDuration: time.Second, RenewInterval: 496 * time.Millisecond}, "RenewInterval", "two renewals"},
 	}
 	for _, c := range cases {
@@ -111,59 +120,106 @@ func FuzzConfig(f *testing.F) {
 	})
 }
 
+// TestDecide drives the observation through sequences of records, reads
+// and deletions seen at given times, and checks what a candidate decides.
 func TestDecide(t *testing.T) {
-	h := newHarness(t)
-	e := h.elector("me", newMemLock(), nil)
-	t0 := h.start
-	held := func(holder string, d time.Duration) observation {
-		return observation{known: true, exists: true, version: 7, at: t0,
-			rec: Record{HolderIdentity: holder, LeaseDuration: d, Version: 7, Instance: "x"}}
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	sec := func(n float64) time.Duration { return time.Duration(n * float64(time.Second)) }
+	rec := func(v uint64, holder string, d time.Duration) Record {
+		return Record{HolderIdentity: holder, LeaseDuration: d, Version: v, Instance: "x", RenewTime: t0.Add(time.Duration(v))}
 	}
-	own := held("me", 15*time.Second)
-	own.rec.Instance = e.instance
+	released := func(v uint64) Record {
+		r := rec(v, "", time.Second)
+		r.Released = 3
+		return r
+	}
+	type step struct {
+		at   float64 // seconds after t0
+		ev   Record  // Version 0: none
+		read bool    // ev came from a read
+		del  uint64  // a deletion event with this version
+		miss bool    // a read that found nothing
+	}
 	cases := []struct {
-		name string
-		o    observation
-		now  time.Time
-		act  action
-		wait time.Duration
+		name  string
+		steps []step
+		mine  bool
+		now   float64
+		act   action
+		wait  time.Duration
 	}{
-		{"nothing observed yet", observation{}, t0, actWait, 0},
-		{"no lock", observation{known: true}, t0, actCreate, 0},
-		{"held, fresh", held("x", 15*time.Second), t0.Add(5 * time.Second), actWait, 10 * time.Second},
-		{"held, 1ns short", held("x", 15*time.Second), t0.Add(15*time.Second - 1), actWait, 1},
-		{"held, expired exactly", held("x", 15*time.Second), t0.Add(15 * time.Second), actTake, 0},
-		{"holder's own shorter lease", held("x", 3*time.Second), t0.Add(3 * time.Second), actTake, 0},
-		{"zero duration reads as ours", held("x", 0), t0.Add(14 * time.Second), actWait, time.Second},
-		{"negative duration reads as ours", held("x", -time.Hour), t0.Add(15 * time.Second), actTake, 0},
-		{"released", held("", time.Second), t0, actTake, 0},
-		{"own leftover", own, t0, actTake, 0},
-		{"same identity, other process", held("me", 15*time.Second), t0, actWait, 15 * time.Second},
-		{"deleted while held by another", observation{known: true, heldUntil: t0.Add(15 * time.Second)}, t0.Add(time.Second), actWait, 14 * time.Second},
-		{"deleted, holder's lease over", observation{known: true, heldUntil: t0.Add(15 * time.Second)}, t0.Add(15 * time.Second), actCreate, 0},
-		{"deleted while we held it", observation{known: true, heldUntil: t0.Add(15 * time.Second), prevOwn: true}, t0, actCreate, 0},
+		{"nothing observed yet", nil, false, 0, actWait, 0},
+		{"held, fresh", []step{{at: 0, ev: rec(7, "x", sec(15))}}, false, 5, actWait, sec(10)},
+		{"held, 1ns short", []step{{at: 0, ev: rec(7, "x", sec(15))}}, false, 15 - 1e-9, actWait, 1},
+		{"held, expired exactly", []step{{at: 0, ev: rec(7, "x", sec(15))}}, false, 15, actTake, 0},
+		{"holder's own shorter lease", []step{{at: 0, ev: rec(7, "x", sec(3))}}, false, 3, actTake, 0},
+		{"zero duration reads as ours", []step{{at: 0, ev: rec(7, "x", 0)}}, false, 14, actWait, sec(1)},
+		{"negative duration reads as ours", []step{{at: 0, ev: rec(7, "x", -time.Hour)}}, false, 15, actTake, 0},
+		{"renewal restarts the countdown", []step{{at: 0, ev: rec(7, "x", sec(15))}, {at: 5, ev: rec(8, "x", sec(15))}}, false, 15, actWait, sec(5)},
+		{"label only: no restart", []step{{at: 0, ev: rec(7, "x", sec(15))}, {at: 5, ev: func() Record { r := rec(7, "x", sec(15)); r.Version = 8; return r }()}}, false, 15, actTake, 0},
+		{"marked release", []step{{at: 0, ev: rec(7, "x", sec(15))}, {at: 1, ev: released(8)}}, false, 1, actTake, 0},
+		{"own leftover", []step{{at: 0, ev: rec(7, "me", sec(15))}}, true, 0, actTake, 0},
+		{"same identity, other process", []step{{at: 0, ev: rec(7, "me", sec(15))}}, false, 0, actWait, sec(15)},
+		// Path 1: a hand edit that shortens the duration does not shorten the wait.
+		{"edit shortens duration", []step{{at: 0, ev: rec(7, "x", sec(15))}, {at: 1, ev: rec(8, "x", sec(1))}}, false, 2, actWait, sec(14)},
+		{"edit renames holder", []step{{at: 0, ev: rec(7, "x", sec(15))}, {at: 1, ev: rec(8, "y", sec(1))}}, false, 2, actWait, sec(13)},
+		{"new holder's longer lease", []step{{at: 0, ev: rec(7, "x", sec(5))}, {at: 1, ev: rec(8, "y", sec(20))}}, false, 6, actWait, sec(15)},
+		// Path 2: an empty holder nobody marked is waited out.
+		{"unmarked empty holder", []step{{at: 0, ev: rec(7, "x", sec(15))}, {at: 1, ev: rec(8, "", sec(1))}}, false, 2, actWait, sec(13)},
+		{"unmarked empty holder, first sight", []step{{at: 0, ev: rec(7, "", sec(1))}}, false, 1, actWait, sec(14)},
+		{"unmarked empty holder, waited out", []step{{at: 0, ev: rec(7, "x", sec(15))}, {at: 1, ev: rec(8, "", sec(1))}}, false, 15, actTake, 0},
+		// Path 3: deletions.
+		{"deleted (event) while held", []step{{at: 0, ev: rec(7, "x", sec(15))}, {at: 1, del: 8}}, false, 1, actWait, sec(14)},
+		{"deleted (event), lease over", []step{{at: 0, ev: rec(7, "x", sec(15))}, {at: 1, del: 8}}, false, 15, actCreate, 0},
+		{"deleted (read) counts from now", []step{{at: 0, ev: rec(7, "x", sec(15))}, {at: 10, miss: true}}, false, 15, actWait, sec(10)},
+		{"deleted (read) of our own stale view", []step{{at: 0, ev: rec(7, "me", sec(15))}, {at: 10, miss: true}}, true, 10, actWait, sec(15)},
+		{"nothing there on first read", []step{{at: 0, miss: true}}, false, 1, actWait, sec(14)},
+		{"repeated reads do not push the deadline", []step{{at: 0, miss: true}, {at: 5, miss: true}, {at: 10, miss: true}}, false, 15, actCreate, 0},
+		{"deleted after a marked release", []step{{at: 0, ev: released(7)}, {at: 1, del: 8}}, false, 1, actCreate, 0},
+		// A read with a lower version than known: the store went back.
+		{"restored store", []step{{at: 0, ev: rec(70, "x", sec(15))}, {at: 20, ev: rec(7, "y", sec(15)), read: true}}, false, 30, actWait, sec(5)},
+		{"stale watch event ignored", []step{{at: 0, ev: rec(70, "x", sec(15))}, {at: 20, ev: rec(7, "y", sec(15))}}, false, 20, actTake, 0},
 	}
-	rel := held("", time.Second)
-	rel.rec.PreferredHolder = "other"
+	rel := released(8)
+	rel.PreferredHolder = "other"
 	cases = append(cases,
 		struct {
-			name string
-			o    observation
-			now  time.Time
-			act  action
-			wait time.Duration
-		}{"released to another", rel, t0.Add(time.Second), actWait, 4 * time.Second},
+			name  string
+			steps []step
+			mine  bool
+			now   float64
+			act   action
+			wait  time.Duration
+		}{"released to another", []step{{at: 0, ev: rel}}, false, 1, actWait, sec(4)},
 		struct {
-			name string
-			o    observation
-			now  time.Time
-			act  action
-			wait time.Duration
-		}{"released to another, grace over", rel, t0.Add(5 * time.Second), actTake, 0})
+			name  string
+			steps []step
+			mine  bool
+			now   float64
+			act   action
+			wait  time.Duration
+		}{"released to another, grace over", []step{{at: 0, ev: rel}}, false, 5, actTake, 0})
 	for _, c := range cases {
-		act, wait := e.decide(c.o, c.now)
-		if act != c.act || wait != c.wait {
-			t.Errorf("%s: got %v %v, want %v %v", c.name, act, wait, c.act, c.wait)
-		}
+		t.Run(c.name, func(t *testing.T) {
+			h := newHarness(t)
+			e := h.elector("me", newMemLock(), nil)
+			for _, s := range c.steps {
+				h.fc.SetTime(t0.Add(sec(s.at)))
+				switch {
+				case s.del != 0:
+					e.seeMissing(s.del, e.epoch())
+				case s.miss:
+					e.seeMissing(0, e.epoch())
+				case s.read:
+					e.seeRead(s.ev, e.epoch())
+				default:
+					e.seeEvent(s.ev)
+				}
+			}
+			act, wait := e.decide(e.snapshot(), t0.Add(sec(c.now)), c.mine)
+			if act != c.act || wait != c.wait {
+				t.Errorf("got %v %v, want %v %v", act, wait, c.act, c.wait)
+			}
+		})
 	}
 }

@@ -3,10 +3,11 @@ package leadership
 import "time"
 
 // Hooks receive the elector's notable moments, for metrics, Kubernetes
-// Events and audit logs. Any of them may be nil. They are called
-// synchronously from the elector's loops, so they must return quickly and
-// never block: a slow hook delays renewals (though never the timer that ends
-// a term).
+// Events and audit logs. Any of them may be nil. They are called one at a
+// time, in the order of the moments, on a goroutine of their own, never
+// with the elector's lock held: a hook may call Leader, Healthy or Observe.
+// A slow hook delays only the hooks after it, never the elector; Run
+// returns after the last hook has returned.
 type Hooks struct {
 	// OnAttempt follows every write that tries to acquire the lock: err is
 	// nil on success, wraps ErrConflict when another candidate won.

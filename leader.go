@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"sync"
 	"time"
 
 	"k8s.io/apimachinery/pkg/util/wait"
@@ -13,11 +14,12 @@ import (
 // leadTerm runs lead for one term and returns once lead has returned and the
 // lock has been released where appropriate. It reports whether the term
 // ended by this replica's choice (lead returned, resign, handover), in which
-// case the caller gives the others a head start.
-func (e *Elector) leadTerm(ctx context.Context, t Term, rec Record, lead LeadFunc) (voluntary bool) {
+// case the caller gives the others a head start, and why a release that
+// should have been written was not.
+func (e *Elector) leadTerm(ctx context.Context, t Term, rec Record, lead LeadFunc) (voluntary bool, relErr error) {
 	termCtx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-	ls := &leaderState{term: t, last: rec, lastRenew: e.clock.Now(), done: make(chan struct{})}
+	ls := &leaderState{term: t, last: rec, lastRenew: e.clock.Now(), done: make(chan struct{}), ignorePreferred: rec.PreferredHolder}
 	defer close(ls.done)
 	select { // a resign request from an earlier term is void
 	case <-e.resign:
@@ -27,11 +29,23 @@ func (e *Elector) leadTerm(ctx context.Context, t Term, rec Record, lead LeadFun
 	e.leading = ls
 	e.changed()
 	e.mu.Unlock()
+	// The moment the term ends, this replica no longer reports itself as
+	// leader, even while lead is still returning.
+	stopAfter := context.AfterFunc(termCtx, func() {
+		e.mu.Lock()
+		ls.ended = true
+		e.publish()
+		e.mu.Unlock()
+	})
+	defer stopAfter()
 	e.log.Info("became leader", "token", t.Token, "validFor", t.Remaining().Round(time.Millisecond))
 
 	// The watchdog alone ends the term when validity runs out, so that no
 	// hung request or busy loop here can stretch it.
-	go e.watchdog(termCtx, cancel, t.v)
+	extended := make(chan struct{}, 1)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	wg.Go(func() { e.watchdog(termCtx, cancel, t.v, extended) })
 
 	leadDone := make(chan error, 1)
 	go func() { leadDone <- lead(termCtx, t) }()
@@ -63,7 +77,7 @@ func (e *Elector) leadTerm(ctx context.Context, t Term, rec Record, lead LeadFun
 			}
 			inflight, pending = pending, nil
 		}
-		go func() { renewOut <- e.renew(termCtx, t, last, values) }()
+		go func() { renewOut <- e.renew(termCtx, ls, last, values) }()
 	}
 	answer := func(reqs []proclaimReq, err error) {
 		for _, p := range reqs {
@@ -78,7 +92,11 @@ loop:
 		select {
 		case leadErr = <-leadDone:
 			returned = true
-			cancel(ErrLeadReturned)
+			if leadErr != nil {
+				cancel(fmt.Errorf("%w with an error: %w", ErrLeadReturned, leadErr))
+			} else {
+				cancel(ErrLeadReturned)
+			}
 			break loop
 		case <-termCtx.Done():
 			break loop
@@ -106,10 +124,14 @@ loop:
 		case r := <-renewOut:
 			renewing = false
 			if h := e.cfg.Hooks.OnRenew; h != nil && !r.sentAt.IsZero() {
-				h(e.clock.Since(r.sentAt), r.failure())
+				lat, err := e.clock.Since(r.sentAt), r.failure()
+				e.hook(func() { h(lat, err) })
 			}
 			switch {
 			case r.lost != nil:
+				if errors.Is(r.lost, ErrHandover) {
+					ls.last = r.rec
+				}
 				answer(inflight, r.lost)
 				inflight = nil
 				cancel(r.lost)
@@ -123,20 +145,19 @@ loop:
 			case r.adopted:
 				ls.last = r.rec
 				pending, inflight = append(inflight, pending...), nil
-				if cause := e.handoverCause(r.rec); cause != nil {
-					cancel(cause)
-					break loop
-				}
 				renewT.Reset(0)
 			default:
 				errs.ok(e.log, "renewals succeed again")
-				t.v.extend(r.sentAt, r.bootAt, e.cfg.validity())
+				t.v.extend(r.sentAt, r.bootAt, e.cfg.termValidity())
+				select {
+				case extended <- struct{}{}:
+				default:
+				}
 				e.mu.Lock()
 				ls.last = r.rec
 				ls.lastRenew = e.clock.Now()
-				e.writeEpoch++
 				e.mu.Unlock()
-				e.see(r.rec)
+				e.confirmed(r.rec)
 				answer(inflight, nil)
 				inflight = nil
 				if len(pending) > 0 {
@@ -150,6 +171,8 @@ loop:
 	cause := context.Cause(termCtx)
 	e.mu.Lock()
 	e.stopping = e.clock.Now()
+	ls.ended = true // if the AfterFunc has not run yet: hooks stay in order
+	e.publish()
 	e.mu.Unlock()
 	if !returned {
 		leadErr = e.awaitLead(leadDone, cause)
@@ -160,6 +183,9 @@ loop:
 		r := <-renewOut
 		if r.lost == nil && r.err == nil {
 			ls.last = r.rec
+			if !r.adopted {
+				e.confirmed(r.rec)
+			}
 		}
 		if r.failure() == nil {
 			answer(inflight, nil)
@@ -178,23 +204,27 @@ loop:
 
 	voluntary = errors.Is(cause, ErrLeadReturned) || errors.Is(cause, ErrResigned) || errors.Is(cause, ErrHandover)
 	lvl := e.log.Info
-	if !voluntary && ctx.Err() == nil {
+	if leadErr != nil {
+		lvl = e.log.Error
+	} else if !voluntary && ctx.Err() == nil {
 		lvl = e.log.Warn
 	}
 	lvl("term ended; lead has returned", "token", t.Token, "cause", cause, "leadError", leadErr)
 	if h := e.cfg.Hooks.OnTermEnd; h != nil {
-		h(t, cause)
+		e.hook(func() { h(t, cause) })
 	}
-	if voluntary || (ctx.Err() != nil && e.cfg.releaseOnStop()) {
-		err := e.release(ls)
+	// A term ended by someone else's write (lost, deleted, clash) or by
+	// validity running out is not ours to release; a stop is, if asked.
+	if voluntary || (ctx.Err() != nil && errors.Is(cause, context.Cause(ctx)) && e.cfg.releaseOnStop()) {
+		relErr = e.release(ls)
 		if h := e.cfg.Hooks.OnRelease; h != nil {
-			h(t, err)
+			e.hook(func() { h(t, relErr) })
 		}
 	}
 	e.mu.Lock()
 	e.changed()
 	e.mu.Unlock()
-	return voluntary
+	return voluntary, relErr
 }
 
 // proclaimReq asks the leader loop to write values in the term token.
@@ -264,9 +294,19 @@ func (e *Elector) awaitLead(leadDone <-chan error, cause error) error {
 }
 
 // watchdog cancels the term when its validity runs out, on either the
-// monotonic or the boot clock. It wakes at least every suspendCheck because
-// timers follow the monotonic clock, which stands still during a suspend.
-func (e *Elector) watchdog(ctx context.Context, cancel context.CancelCauseFunc, v *validity) {
+// monotonic or the boot clock. Go timers follow the monotonic clock, which
+// stands still during a suspend; the boot-clock timer fires right after a
+// resume that carried the boot clock past the term's end. extended says
+// that validity moved.
+func (e *Elector) watchdog(ctx context.Context, cancel context.CancelCauseFunc, v *validity, extended <-chan struct{}) {
+	var bootC <-chan struct{}
+	bt, err := e.newBootTimer()
+	if err != nil {
+		e.log.Warn("no boot-clock timer; a suspend is noticed only when the monotonic timer fires", "error", err)
+	} else {
+		defer bt.Stop()
+		bootC = bt.C()
+	}
 	for {
 		r := v.remaining()
 		if r <= 0 {
@@ -277,12 +317,21 @@ func (e *Elector) watchdog(ctx context.Context, cancel context.CancelCauseFunc, 
 			}
 			return
 		}
-		t := e.clock.NewTimer(min(r, e.suspendCheck))
+		if bt != nil {
+			if err := bt.Set(v.bootDeadline()); err != nil {
+				e.log.Warn("cannot arm the boot-clock timer", "error", err)
+			}
+		}
+		t := e.clock.NewTimer(r)
 		select {
 		case <-ctx.Done():
 			t.Stop()
 			return
 		case <-t.C():
+		case <-bootC:
+			t.Stop()
+		case <-extended:
+			t.Stop()
 		}
 	}
 }
@@ -304,53 +353,47 @@ func (e *Elector) checkObserved(ls *leaderState) error {
 	if o.version <= ls.last.Version {
 		return nil // our own write, or older
 	}
-	r := e.judge(o.rec)
-	if r.lost != nil {
-		e.log.Error("the lock was written by someone else while this replica led; stopping the work now", "cause", r.lost)
-		return r.lost
+	rec, cause := e.judge(ls, ls.last, o.rec)
+	switch {
+	case errors.Is(cause, ErrHandover):
+		ls.last = rec
+		return cause
+	case cause != nil:
+		e.log.Error("the lock was written by someone else while this replica led; stopping the work now", "cause", cause)
+		return cause
 	}
-	ls.last = r.rec
-	return e.handoverCause(r.rec)
-}
-
-// handoverCause ends the term when an operator named another successor.
-func (e *Elector) handoverCause(r Record) error {
-	if p := r.PreferredHolder; p != "" && p != e.cfg.Identity {
-		e.log.Info("handover requested; stepping down", "successor", p)
-		return ErrHandover
-	}
+	ls.last = rec
 	return nil
 }
 
-// release writes an empty holder over our last record, so that successors
-// act at once. It runs only after lead has returned, and it is a
-// compare-and-swap: if anyone wrote since, there is nothing of ours to
-// release.
+// release writes an empty holder over our last record, marked as our
+// release, so that successors act at once. It runs only after lead has
+// returned, and it is a compare-and-swap: if anyone wrote since, there is
+// nothing of ours to release.
 func (e *Elector) release(ls *leaderState) error {
 	ctx, cancel := context.WithTimeout(context.Background(), e.cfg.RenewInterval)
 	defer cancel()
 	for range 2 {
 		rec := ls.last
-		now := e.clock.Now()
+		now := wallTime(e.clock.Now())
 		rec.HolderIdentity = ""
-		// As client-go does: a successor that ignores the empty holder
-		// still waits only a second.
+		// As client-go does: a client-go successor ignores our mark and
+		// waits a second.
 		rec.LeaseDuration = time.Second
 		rec.AcquireTime, rec.RenewTime = now, now
 		rec.Instance = e.instance
+		rec.Released = ls.term.Token
+		e.sent(rec)
 		res, err := e.lock.Update(ctx, rec)
 		switch {
 		case err == nil:
-			e.mu.Lock()
-			e.writeEpoch++
-			e.mu.Unlock()
-			e.see(res)
+			e.confirmed(res)
 			e.log.Info("released the lock", "token", ls.term.Token)
 			return nil
 		case errors.Is(err, ErrConflict):
 			cur, gerr := e.lock.Get(ctx)
-			if gerr == nil && e.isOwn(cur) && cur.HolderIdentity != "" {
-				ls.last = cur // a late write of ours: release over it
+			if gerr == nil && cur.HolderIdentity != "" && (cur.sameContent(ls.last) || e.isMine(cur)) {
+				ls.last = cur // a late write of ours, or a label: release over it
 				continue
 			}
 			e.log.Info("not releasing: the lock is no longer ours")

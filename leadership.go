@@ -55,9 +55,12 @@ type Elector struct {
 	clock    clock.WithTicker
 	boot     func() time.Duration
 	instance string
-	// suspendCheck is how often a leader compares its validity with the boot
-	// clock, which is what bounds acting on a term after a suspend.
-	suspendCheck time.Duration
+	// newBootTimer makes the timer that ends a term on the boot clock, which
+	// keeps counting through a suspend (see bootclock.Timer).
+	newBootTimer func() (bootTimer, error)
+	// watchRetry is how often an elector that polls because watching was
+	// forbidden tries to watch again.
+	watchRetry time.Duration
 
 	running atomic.Bool
 	// notify wakes the Run loop when the observed state changed.
@@ -65,35 +68,66 @@ type Elector struct {
 	resign    chan struct{}
 	proclaims chan proclaimReq
 
-	mu         sync.Mutex
-	obs        observation
-	writeEpoch uint64 // incremented by each successful write of ours
-	leading    *leaderState
-	stopping   time.Time // when a term ended whose lead has not returned
-	leader     Leader
-	subs       map[chan Leader]struct{}
-	lastToken  uint64
+	// mu guards the fields below. Nothing is called under it but channel
+	// sends that cannot block: hooks run on the hooks goroutine.
+	mu  sync.Mutex
+	obs observation
+	// obsEpoch counts changes of obs: a read whose answer arrives after obs
+	// changed may be older than what obs holds.
+	obsEpoch uint64
+	// mine holds the content of this process's writes that may still be
+	// applied (sent, outcome unknown) and of its last confirmed write. Only
+	// a record equal to one of them is this process's own: a hand edit
+	// copies the holder and instance, never the exact content.
+	mine      []Record
+	leading   *leaderState
+	stopping  time.Time // when a term ended whose lead has not returned
+	leader    Leader
+	subs      map[chan Leader]struct{}
+	lastToken uint64
+	hookq     []func()      // hooks to call, in order, outside mu
+	hookWake  chan struct{} // wakes the hooks goroutine
 }
 
-// observation is the lock as last seen, and when it was first seen in that
-// version: a candidate's countdown runs from that moment, on its own clock.
+// bootTimer fires when the boot clock reaches a deadline.
+type bootTimer interface {
+	Set(deadline time.Duration) error
+	C() <-chan struct{}
+	Stop()
+}
+
+// observation is the lock as last seen, when it was first seen with that
+// content, and the deadline chain that bounds when anyone may take it.
 type observation struct {
 	known  bool
 	exists bool
 	rec    Record
 	// version of the record, or of its deletion (0: unknown).
 	version uint64
-	at      time.Time
-	// For a lock seen deleted: until when the last holder seen may still
-	// act, and who it was.
+	// at is when this content was first seen, on our clock.
+	at time.Time
+	// holderMax is the longest lease duration the current holder (identity
+	// and instance) has announced in the records seen of its term: a hand
+	// edit that shortens it does not shorten the wait.
+	holderMax time.Duration
+	// heldUntil is the latest moment until which any holder seen since the
+	// last marked release may still act, counted from when we saw it. No
+	// lock is taken before it, except a marked release or our own record.
 	heldUntil time.Time
-	prevOwn   bool
 }
 
 type leaderState struct {
-	term      Term
-	last      Record // our last successful write
+	term Term
+	// last is our last successful write, or a record adopted as ours
+	// since. Owned by the leader loop.
+	last Record
+	// lastRenew is when the last renewal succeeded; guarded by mu.
 	lastRenew time.Time
+	// ended is set, under mu, the moment the term's context is done.
+	ended bool
+	// ignorePreferred is the requested successor present when the term
+	// began: a request older than the term is void.
+	ignorePreferred string
 	// done is closed once lead has returned and the release is written.
 	done chan struct{}
 }
@@ -123,33 +157,43 @@ func newElector(lock Lock, cfg Config, clk clock.WithTicker, boot func() time.Du
 		clock:        clk,
 		boot:         boot,
 		instance:     inst,
-		suspendCheck: 250 * time.Millisecond,
+		newBootTimer: func() (bootTimer, error) { return bootclock.NewTimer() },
+		watchRetry:   min(max(30*cfg.RetryPeriod, 5*time.Second), 5*time.Minute),
 		notify:       make(chan struct{}, 1),
 		resign:       make(chan struct{}, 1),
 		proclaims:    make(chan proclaimReq),
 		subs:         map[chan Leader]struct{}{},
+		hookWake:     make(chan struct{}, 1),
 	}, nil
 }
 
 // Config returns the configuration in force, defaults filled in.
 func (e *Elector) Config() Config { return e.cfg }
 
+// ErrNotReleased is returned by Run when its final term could not be
+// released: successors then take over only after the lease duration.
+var ErrNotReleased = errors.New("leadership: the lock was not released on stop")
+
 // Run campaigns for the lock until ctx is done. Each time it wins, it calls
 // lead with a new Term; when lead returns or the term ends it steps down
-// (releasing the lock once lead has returned, unless the term was lost) and
-// campaigns again, in the same process. Run returns after ctx is done and
-// any running lead has returned and the lock has been released. It returns
-// nil then, or ErrAlreadyRunning.
+// (releasing the lock once lead has returned, unless someone else wrote the
+// lock) and campaigns again, in the same process. An error returned by lead
+// ends its term (the cause wraps ErrLeadReturned and the error) and is
+// logged; Run goes on campaigning. Run returns after ctx is done, any
+// running lead has returned and the lock has been released: nil, or an
+// error wrapping ErrNotReleased if that last release failed, or
+// ErrAlreadyRunning.
 func (e *Elector) Run(ctx context.Context, lead LeadFunc) error {
 	if !e.running.CompareAndSwap(false, true) {
 		return ErrAlreadyRunning
 	}
 	defer e.running.Store(false)
-	obsCtx, stopObs := context.WithCancel(ctx)
+	bgCtx, stopBg := context.WithCancel(context.WithoutCancel(ctx))
 	var wg sync.WaitGroup
-	wg.Go(func() { e.observeLoop(obsCtx) })
+	wg.Go(func() { e.observeLoop(ctx) })
+	wg.Go(func() { e.hookLoop(bgCtx) })
 	defer func() {
-		stopObs()
+		stopBg()
 		wg.Wait()
 	}()
 	for {
@@ -157,8 +201,11 @@ func (e *Elector) Run(ctx context.Context, lead LeadFunc) error {
 		if err != nil {
 			return nil // ctx is done
 		}
-		voluntary := e.leadTerm(ctx, t, rec, lead)
+		voluntary, relErr := e.leadTerm(ctx, t, rec, lead)
 		if ctx.Err() != nil {
+			if relErr != nil {
+				return fmt.Errorf("%w: %w", ErrNotReleased, relErr)
+			}
 			return nil
 		}
 		if voluntary {
@@ -167,6 +214,51 @@ func (e *Elector) Run(ctx context.Context, lead LeadFunc) error {
 				return nil
 			}
 		}
+	}
+}
+
+// hookLoop calls queued hooks in order, outside the elector's lock, so that
+// a hook may call Leader, Healthy or Observe.
+func (e *Elector) hookLoop(ctx context.Context) {
+	for {
+		e.mu.Lock()
+		q := e.hookq
+		e.hookq = nil
+		e.mu.Unlock()
+		for _, f := range q {
+			f()
+		}
+		if len(q) > 0 {
+			continue
+		}
+		select {
+		case <-e.hookWake:
+		case <-ctx.Done():
+			e.mu.Lock()
+			q := e.hookq
+			e.hookq = nil
+			e.mu.Unlock()
+			for _, f := range q {
+				f()
+			}
+			return
+		}
+	}
+}
+
+// hook schedules f on the hooks goroutine.
+func (e *Elector) hook(f func()) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.queueHook(f)
+}
+
+// queueHook schedules f on the hooks goroutine. Called with mu held.
+func (e *Elector) queueHook(f func()) {
+	e.hookq = append(e.hookq, f)
+	select {
+	case e.hookWake <- struct{}{}:
+	default:
 	}
 }
 
@@ -266,44 +358,111 @@ func (e *Elector) snapshot() observation {
 	return e.obs
 }
 
-// see records a read or watched record. Older versions than the one known
-// are ignored; re-reading the same version keeps the time it was first seen,
-// so a relist never restarts a countdown.
-func (e *Elector) see(r Record) {
+// epoch returns the observation's change count, to be passed to seeRead.
+func (e *Elector) epoch() uint64 {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.obsEpoch
+}
+
+// seeEvent records a record from a watch event or from the answer to one of
+// our own writes. Those arrive in order, so an older version is stale.
+func (e *Elector) seeEvent(r Record) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if o := e.obs; o.known && r.Version <= o.version {
+		return
+	}
+	e.observe(r)
+}
+
+// seeRead records the answer of a read sent when the observation's epoch was
+// epoch. A read is current when it is served, so a lower version than known
+// means the store went back (etcd restored from a backup): it is taken as a
+// new record. But if anything was observed while the read was in flight, the
+// answer may predate that, and is dropped.
+func (e *Elector) seeRead(r Record, epoch uint64) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	o := e.obs
-	if o.known && r.Version != 0 && r.Version <= o.version {
-		return
+	switch {
+	case !o.known:
+	case o.exists && r.Version == o.version:
+		return // nothing new; keep when it was first seen
+	case r.Version > o.version:
+	case epoch != e.obsEpoch:
+		return // overtaken while in flight
+	default:
+		e.log.Warn("the lock's version went back: was its store restored from a backup? Taking the record read as new; fencing tokens may repeat earlier ones (restore etcd with --bump-revision to avoid that)",
+			"version", r.Version, "previousVersion", o.version)
 	}
-	e.obs = observation{known: true, exists: true, rec: r, version: r.Version, at: e.clock.Now()}
+	e.observe(r)
+}
+
+// observe makes r the observation and extends the deadline chain. Called
+// with mu held.
+func (e *Elector) observe(r Record) {
+	o, now := e.obs, e.clock.Now()
+	n := observation{known: true, exists: true, rec: r, version: r.Version, at: now, heldUntil: o.heldUntil}
+	switch {
+	case o.exists && o.rec.sameContent(r):
+		// Metadata only (a label): the holder did not renew, so the
+		// countdown goes on from when the content was first seen.
+		n.at, n.holderMax = o.at, o.holderMax
+	case r.HolderIdentity == "" && r.Released != 0:
+		// The holder's own release, written after its work returned:
+		// nobody acts on an earlier term any more.
+		n.heldUntil = time.Time{}
+	default:
+		lease := e.leaseOf(r)
+		if o.exists && r.HolderIdentity != "" && o.rec.HolderIdentity == r.HolderIdentity && o.rec.Instance == r.Instance {
+			lease = max(lease, o.holderMax)
+		}
+		if !o.known && r.HolderIdentity == "" {
+			// An empty holder that nobody marked as released, with no
+			// earlier record seen: whoever held it may still be acting
+			// for as long as a lease of ours.
+			lease = max(lease, e.cfg.LeaseDuration)
+		}
+		n.holderMax = lease
+		if u := now.Add(lease); u.After(n.heldUntil) {
+			n.heldUntil = u
+		}
+	}
+	e.obs = n
+	e.pruneMine(r)
 	e.changed()
 }
 
-// seeMissing records that the lock does not exist. version is the deletion's
-// revision, or 0 when unknown (a read that found nothing); such a read counts
-// only if no write of ours succeeded since it was sent (epoch), since it may
-// otherwise predate our own create.
+// seeMissing records that the lock does not exist: from a watch event with
+// the deletion's version, or (version 0) from a read sent at epoch. A
+// deletion seen in order leaves the deadline chain as it was: the last
+// holder seen may act until its lease runs out. A read that finds nothing
+// says nothing about when the record went away, or what it held last, so
+// the chain extends to a full lease duration from now.
 func (e *Elector) seeMissing(version, epoch uint64) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	o := e.obs
-	if version == 0 && epoch != e.writeEpoch {
-		return
-	}
-	if o.known && version != 0 && version <= o.version {
-		return
-	}
-	if o.known && !o.exists {
+	switch {
+	case version != 0 && o.known && version <= o.version:
+		return // an older event
+	case version == 0 && o.known && epoch != e.obsEpoch:
+		return // overtaken while in flight
+	case o.known && !o.exists && (version == 0 || o.version == 0):
+		// Already known missing: a repeated read must not keep pushing the
+		// chain forward, or a deleted lock would never be re-created.
+		if version > o.version {
+			e.obs.version = version
+		}
 		return
 	}
 	now := e.clock.Now()
-	n := observation{known: true, version: max(version, o.version), at: now}
-	if o.exists && o.rec.HolderIdentity != "" {
-		// Whoever held it may still be acting on its term: a deletion does
-		// not end that, so a candidate waits it out as if the record stood.
-		n.heldUntil = o.at.Add(e.leaseOf(o.rec))
-		n.prevOwn = e.isOwn(o.rec)
+	n := observation{known: true, version: max(version, o.version), at: now, heldUntil: o.heldUntil}
+	if version == 0 {
+		if u := now.Add(max(e.cfg.LeaseDuration, o.holderMax)); u.After(n.heldUntil) {
+			n.heldUntil = u
+		}
 	}
 	e.obs = n
 	e.changed()
@@ -311,10 +470,17 @@ func (e *Elector) seeMissing(version, epoch uint64) {
 
 // changed notifies the Run loop and observers. Called with mu held.
 func (e *Elector) changed() {
+	e.obsEpoch++
 	e.wake()
+	e.publish()
+}
+
+// publish updates the holder that Leader and Observe report. Called with mu
+// held.
+func (e *Elector) publish() {
 	l := Leader{}
-	if e.leading != nil {
-		l = Leader{Identity: e.cfg.Identity, Token: e.leading.term.Token, Self: true}
+	if ls := e.leading; ls != nil && !ls.ended {
+		l = Leader{Identity: e.cfg.Identity, Token: ls.term.Token, Self: true}
 	} else if e.obs.exists {
 		l = Leader{Identity: e.obs.rec.HolderIdentity, Token: e.obs.rec.Token}
 	}
@@ -323,7 +489,7 @@ func (e *Elector) changed() {
 	}
 	e.leader = l
 	if h := e.cfg.Hooks.OnLeader; h != nil {
-		h(l)
+		e.queueHook(func() { h(l) })
 	}
 	for ch := range e.subs {
 		select {
@@ -334,8 +500,53 @@ func (e *Elector) changed() {
 	}
 }
 
-func (e *Elector) isOwn(r Record) bool {
-	return r.HolderIdentity == e.cfg.Identity && r.Instance == e.instance
+// sent remembers a write before it is sent: until its outcome is known it
+// may be applied, even after we gave up on it.
+func (e *Elector) sent(r Record) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.mine = append(e.mine, r)
+	if len(e.mine) > 32 {
+		e.mine = e.mine[len(e.mine)-32:]
+	}
+}
+
+// confirmed records a successful write of ours: writes sent before it, on
+// older versions, can no longer be applied.
+func (e *Elector) confirmed(res Record) {
+	e.mu.Lock()
+	e.mine = append(e.mine[:0], res)
+	e.mu.Unlock()
+	e.seeEvent(res)
+}
+
+// pruneMine drops remembered writes that the store has moved past: a write
+// conditioned on a version older than r's cannot be applied any more.
+// Called with mu held.
+func (e *Elector) pruneMine(r Record) {
+	keep := e.mine[:0]
+	for _, m := range e.mine {
+		if m.Version >= r.Version || m.sameContent(r) {
+			keep = append(keep, m)
+		}
+	}
+	e.mine = keep
+}
+
+// isMine reports whether r is exactly one of this process's writes.
+func (e *Elector) isMine(r Record) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.isMineLocked(r)
+}
+
+func (e *Elector) isMineLocked(r Record) bool {
+	for _, m := range e.mine {
+		if m.sameContent(r) {
+			return true
+		}
+	}
+	return false
 }
 
 // leaseOf is how long a record's holder may act: its own lease duration, or
@@ -349,9 +560,10 @@ func (e *Elector) leaseOf(r Record) time.Duration {
 }
 
 // observeLoop keeps e.obs current: read, then watch from the version read;
-// when the watch ends, read again. Where watching is forbidden it polls.
+// when the watch ends, read again. Where watching is forbidden it polls, and
+// tries to watch again every watchRetry, in case the permission was granted.
 func (e *Elector) observeLoop(ctx context.Context) {
-	polling := false
+	var pollingSince time.Time
 	var errs errLogger
 	for ctx.Err() == nil {
 		version, err := e.refresh(ctx)
@@ -363,16 +575,18 @@ func (e *Elector) observeLoop(ctx context.Context) {
 			continue
 		}
 		errs.ok(e.log, "reading the lock works again")
-		if polling {
+		if !pollingSince.IsZero() && e.clock.Since(pollingSince) < e.watchRetry {
 			e.sleep(ctx, wait.Jitter(e.cfg.RetryPeriod, 0.2))
 			continue
 		}
 		started := e.clock.Now()
 		ch, err := e.lock.Watch(ctx, version)
 		if errors.Is(err, ErrForbidden) {
-			polling = true
-			e.log.Warn("watching the lock is forbidden; polling it instead, which is slower to notice a release and costs one read per retry period. Grant the verb \"watch\" on the lock to fix this.",
-				"error", err, "every", e.cfg.RetryPeriod)
+			if pollingSince.IsZero() {
+				e.log.Warn("watching the lock is forbidden; polling it instead, which is slower to notice a release and costs one read per retry period. Grant the verb \"watch\" on the lock to fix this.",
+					"error", err, "every", e.cfg.RetryPeriod, "retryWatchEvery", e.watchRetry)
+			}
+			pollingSince = started
 			continue
 		}
 		if err != nil {
@@ -382,14 +596,27 @@ func (e *Elector) observeLoop(ctx context.Context) {
 			e.sleep(ctx, wait.Jitter(e.cfg.RetryPeriod, 0.2))
 			continue
 		}
+		if !pollingSince.IsZero() {
+			e.log.Info("watching the lock works again; stopped polling")
+			pollingSince = time.Time{}
+		}
 		for ev := range ch {
-			if ev.Type == Deleted {
-				e.mu.Lock()
-				epoch := e.writeEpoch
-				e.mu.Unlock()
-				e.seeMissing(ev.Record.Version, epoch)
-			} else {
-				e.see(ev.Record)
+			switch ev.Type {
+			case Deleted:
+				e.seeMissing(ev.Record.Version, e.epoch()) // in order: current
+			case Failed:
+				switch {
+				case ctx.Err() != nil:
+				case errors.Is(ev.Err, ErrExpired):
+					e.log.Debug("watch expired; re-reading the lock", "error", ev.Err)
+				case errors.Is(ev.Err, ErrForbidden):
+					pollingSince = e.clock.Now()
+					e.log.Warn("watching the lock became forbidden; polling it instead. Grant the verb \"watch\" on the lock to fix this.", "error", ev.Err)
+				default:
+					errs.log(e.log, e.clock.Now(), "the watch on the lock failed; re-reading it", ev.Err)
+				}
+			default:
+				e.seeEvent(ev.Record)
 			}
 		}
 		// A watch that ends at once, again and again, must not spin.

@@ -3,6 +3,7 @@ package leadership
 import (
 	"context"
 	"errors"
+	"maps"
 	"time"
 )
 
@@ -16,8 +17,10 @@ type Record struct {
 	// before it may take the lock from its holder.
 	LeaseDuration time.Duration
 	// AcquireTime and RenewTime are wall-clock times written by the holder.
-	// They are informational: no decision here depends on them, because
-	// clock offsets between hosts are unbounded.
+	// No countdown depends on them, because clock offsets between hosts are
+	// unbounded; but they make each write of a holder distinct, which is how
+	// the holder recognises its own writes. A backend must keep them to the
+	// microsecond.
 	AcquireTime time.Time
 	RenewTime   time.Time
 	// LeaseTransitions counts changes of holder. It restarts at zero when the
@@ -35,8 +38,15 @@ type Record struct {
 	Token uint64
 	// Instance identifies the elector process that wrote the record. Two
 	// processes sharing one HolderIdentity (a copied Deployment, a fixed
-	// --identity) are told apart by it.
+	// --identity) are told apart by it. It does not prove who wrote a
+	// record: a hand edit copies it.
 	Instance string
+	// Released marks the holder's own release: the token of the term it
+	// ended, written only once that term's work had returned. Only such a
+	// release may be taken at once; an empty holder without it (a hand
+	// edit, a client-go release) is waited out like an expiry. Acquisitions
+	// and renewals never carry it.
+	Released uint64
 
 	// Values are small key/value pairs kept with the lock across terms, such
 	// as when a leader-only task last ran. The leader writes them with
@@ -51,6 +61,27 @@ type Record struct {
 	Version uint64
 }
 
+// sameContent reports whether a and b say the same thing to the protocol:
+// every field but Version. A record at a newer version with the same content
+// is a change of metadata only (a label), which neither renews nor ends a
+// term. Times compare at microsecond precision, which is what the elector
+// writes (see truncate) and what a backend must keep.
+func (r Record) sameContent(o Record) bool {
+	return r.HolderIdentity == o.HolderIdentity &&
+		r.LeaseDuration == o.LeaseDuration &&
+		r.AcquireTime.Equal(o.AcquireTime) &&
+		r.RenewTime.Equal(o.RenewTime) &&
+		r.LeaseTransitions == o.LeaseTransitions &&
+		r.PreferredHolder == o.PreferredHolder &&
+		r.Token == o.Token &&
+		r.Instance == o.Instance &&
+		r.Released == o.Released &&
+		maps.Equal(r.Values, o.Values)
+}
+
+// wallTime is t as a backend stores it: wall clock only, microseconds.
+func wallTime(t time.Time) time.Time { return t.Round(0).Truncate(time.Microsecond) }
+
 // AnyOtherHolder, as Record.PreferredHolder, asks the holder to hand over
 // to any other replica.
 const AnyOtherHolder = "*"
@@ -64,11 +95,19 @@ const (
 	// Deleted: the record was deleted. Event.Record.Version is the revision
 	// of the deletion where the backend reports it.
 	Deleted
+	// Failed: the watch broke; Event.Err says why (wrapping ErrExpired when
+	// the version to watch from is no longer available, ErrForbidden when
+	// watching is not allowed). It is the last event before the channel
+	// closes.
+	Failed
 )
 
 func (t EventType) String() string {
-	if t == Deleted {
+	switch t {
+	case Deleted:
 		return "deleted"
+	case Failed:
+		return "failed"
 	}
 	return "put"
 }
@@ -77,6 +116,8 @@ func (t EventType) String() string {
 type Event struct {
 	Type   EventType
 	Record Record
+	// Err is set on a Failed event.
+	Err error
 }
 
 // Lock is the storage a lock lives in. It is deliberately small so that other
@@ -95,8 +136,9 @@ type Lock interface {
 	Update(ctx context.Context, r Record) (Record, error)
 	// Watch streams changes after fromVersion (0: the current state first,
 	// as a Put, if the record exists). The channel is closed when the watch
-	// ends for any reason; the caller then reads the record again and
-	// re-watches. A watch the caller may not open yields ErrForbidden.
+	// ends for any reason, after a Failed event if it ended on an error; the
+	// caller then reads the record again and re-watches. A watch the caller
+	// may not open yields ErrForbidden.
 	Watch(ctx context.Context, fromVersion uint64) (<-chan Event, error)
 	// String names the lock in logs and errors, e.g. "Lease default/db".
 	String() string
@@ -107,4 +149,7 @@ var (
 	ErrNotFound  = errors.New("lock not found")
 	ErrConflict  = errors.New("lock changed concurrently")
 	ErrForbidden = errors.New("permission denied")
+	// ErrExpired: a watch asked for a version the store no longer keeps
+	// (Kubernetes' 410 Gone); read the record again and watch from there.
+	ErrExpired = errors.New("watch version expired")
 )

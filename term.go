@@ -98,6 +98,13 @@ func (v *validity) remaining() time.Duration {
 	return min(until.Sub(v.now()), bootUntil-v.boot())
 }
 
+// bootDeadline is the end of validity on the boot clock.
+func (v *validity) bootDeadline() time.Duration {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return v.bootUntil
+}
+
 // suspended reports whether the boot clock ran out while the monotonic clock
 // did not: the sign of a suspend.
 func (v *validity) suspended() bool {

@@ -23,6 +23,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/apimachinery/pkg/watch"
 	coordinationv1client "k8s.io/client-go/kubernetes/typed/coordination/v1"
@@ -35,6 +36,9 @@ const (
 	AnnotationToken           = "leadership.dev/token"
 	AnnotationInstance        = "leadership.dev/instance"
 	AnnotationPreferredHolder = "leadership.dev/preferred-holder"
+	// AnnotationReleased marks the holder's own release (Record.Released):
+	// the token of the term released once its work had returned.
+	AnnotationReleased = "leadership.dev/released"
 	// ValuesPrefix prefixes the annotation of each Record.Values key.
 	ValuesPrefix = "values.leadership.dev/"
 )
@@ -156,25 +160,36 @@ func (l *Lock) Watch(ctx context.Context, fromVersion uint64) (<-chan leadership
 	go func() {
 		defer close(ch)
 		defer w.Stop()
+		send := func(ev leadership.Event) bool {
+			select {
+			case ch <- ev:
+				return true
+			case <-ctx.Done():
+				return false
+			}
+		}
+		fail := func(err error) { send(leadership.Event{Type: leadership.Failed, Err: err}) }
 		for {
 			select {
 			case <-ctx.Done():
 				return
 			case ev, ok := <-w.ResultChan():
 				if !ok {
-					return
+					return // the server's timeout, or a dropped connection: re-read
 				}
-				var out leadership.Event
 				switch ev.Type {
 				case watch.Added, watch.Modified, watch.Deleted:
 					lease, ok := ev.Object.(*coordinationv1.Lease)
 					if !ok {
+						fail(fmt.Errorf("kubelease: watch of %s sent a %T, not a Lease", l, ev.Object))
 						return
 					}
 					r, err := Decode(lease)
 					if err != nil {
+						fail(err)
 						return
 					}
+					var out leadership.Event
 					if ev.Type == watch.Deleted {
 						l.forget()
 						out = leadership.Event{Type: leadership.Deleted, Record: leadership.Record{Version: r.Version}}
@@ -182,20 +197,36 @@ func (l *Lock) Watch(ctx context.Context, fromVersion uint64) (<-chan leadership
 						l.remember(lease)
 						out = leadership.Event{Type: leadership.Put, Record: r}
 					}
-				default:
-					// watch.Error (410 Gone after compaction, for one) or a
-					// bookmark: end the watch, the caller re-reads.
+					if !send(out) {
+						return
+					}
+				case watch.Bookmark:
+				case watch.Error:
+					fail(l.watchError(ev.Object))
 					return
-				}
-				select {
-				case ch <- out:
-				case <-ctx.Done():
+				default:
+					fail(fmt.Errorf("kubelease: watch of %s sent an event of unknown type %q", l, ev.Type))
 					return
 				}
 			}
 		}
 	}()
 	return ch, nil
+}
+
+// watchError turns a watch's error event into an error: 410 Gone (the
+// version is compacted) wraps leadership.ErrExpired, 403 ErrForbidden.
+func (l *Lock) watchError(obj runtime.Object) error {
+	err := apierrors.FromObject(obj)
+	var st apierrors.APIStatus
+	if !errors.As(err, &st) {
+		return fmt.Errorf("kubelease: watch of %s failed: %v", l, err)
+	}
+	switch {
+	case apierrors.IsGone(err), apierrors.IsResourceExpired(err):
+		return fmt.Errorf("kubelease: watch of %s: %w: %v", l, leadership.ErrExpired, err)
+	}
+	return l.wrap("watch", err)
 }
 
 func (l *Lock) keep(lease *coordinationv1.Lease) (leadership.Record, error) {
@@ -296,6 +327,9 @@ func Decode(lease *coordinationv1.Lease) (leadership.Record, error) {
 		r.Token = t
 	}
 	r.Instance = a[AnnotationInstance]
+	if t, err := strconv.ParseUint(a[AnnotationReleased], 10, 64); err == nil {
+		r.Released = t
+	}
 	for k, v := range a {
 		if name, ok := strings.CutPrefix(k, ValuesPrefix); ok {
 			if r.Values == nil {
@@ -344,6 +378,11 @@ func Encode(base *coordinationv1.Lease, r leadership.Record) *coordinationv1.Lea
 		set(AnnotationToken, "")
 	}
 	set(AnnotationInstance, r.Instance)
+	if r.Released != 0 {
+		set(AnnotationReleased, strconv.FormatUint(r.Released, 10))
+	} else {
+		set(AnnotationReleased, "")
+	}
 	if sp := lease.Spec.PreferredHolder; sp != nil && *sp != "" && *sp == r.PreferredHolder {
 		set(AnnotationPreferredHolder, "") // the spec already carries it
 	} else {
