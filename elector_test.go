@@ -971,3 +971,132 @@ func TestHandoverToAnyOther(t *testing.T) {
 		t.Fatalf("record after handover %+v", r)
 	}
 }
+
+// A hook may call back into the elector: hooks run outside its lock.
+func TestHooksMayCallTheElector(t *testing.T) {
+	h := newHarness(t)
+	ml := newMemLock()
+	var e *Elector
+	var calls atomic.Int64
+	e = h.elector("a", ml, func(c *Config) {
+		c.Hooks.OnLeader = func(Leader) {
+			_ = e.Leader()
+			_ = e.Healthy()
+			ctx, cancel := context.WithCancel(context.Background())
+			<-e.Observe(ctx)
+			cancel()
+			calls.Add(1)
+		}
+	})
+	l := newLead()
+	stop := run(t, e, l)
+	eventually(t, "elected", func() bool { return l.count() == 1 })
+	eventually(t, "the hook ran and returned", func() bool { return calls.Load() > 0 })
+	stop()
+}
+
+// Leader().Self turns false the moment the term ends, not when lead has
+// returned and the release is written.
+func TestSelfEndsWithTheTerm(t *testing.T) {
+	h := newHarness(t)
+	ml := newMemLock()
+	v := &view{memLock: ml}
+	e := h.elector("a", v, nil)
+	l := newLead()
+	l.hold = make(chan struct{}) // lead keeps running after its context ends
+	run(t, e, l)
+	eventually(t, "elected", func() bool { return l.count() == 1 })
+	if !e.Leader().Self {
+		t.Fatal("not Self while leading")
+	}
+	v.setCut(true)
+	h.fc.Step(15 * time.Second) // validity runs out; lead has not returned
+	eventually(t, "term ended", func() bool { return l.ended() == 1 })
+	eventually(t, "Self false while lead is still returning", func() bool { return !e.Leader().Self })
+	if !l.active.Load() {
+		t.Fatal("lead returned before the check: the test proves nothing")
+	}
+	v.setCut(false)
+	close(l.hold)
+}
+
+// Run says when its final release failed: successors then wait the lease
+// out, which the caller may want to log or alert on.
+func TestRunReportsFailedRelease(t *testing.T) {
+	h := newHarness(t)
+	ml := newMemLock()
+	v := &view{memLock: ml}
+	e := h.elector("a", v, func(c *Config) { c.LeaseDuration = 3 * time.Second })
+	l := newLead()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- e.Run(ctx, l.fn) }()
+	eventually(t, "elected", func() bool { return l.count() == 1 })
+	v.setCut(true)
+	cancel()
+	var err error
+	eventually(t, "Run returned", func() bool {
+		select {
+		case err = <-done:
+			return true
+		default:
+			return false
+		}
+	})
+	if !errors.Is(err, ErrNotReleased) || !errors.Is(err, errCut) {
+		t.Fatalf("Run returned %v, want ErrNotReleased wrapping the cause", err)
+	}
+}
+
+// An error returned by lead ends the term with a cause that carries it.
+func TestLeadErrorIsTheCause(t *testing.T) {
+	h := newHarness(t)
+	ml := newMemLock()
+	boom := errors.New("boom")
+	var causes []error
+	var mu sync.Mutex
+	e := h.elector("a", ml, func(c *Config) {
+		c.Hooks.OnTermEnd = func(_ Term, cause error) { mu.Lock(); causes = append(causes, cause); mu.Unlock() }
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		done <- e.Run(ctx, func(context.Context, Term) error { return boom })
+	}()
+	eventually(t, "a term ended", func() bool { mu.Lock(); defer mu.Unlock(); return len(causes) > 0 })
+	cancel()
+	<-done
+	mu.Lock()
+	defer mu.Unlock()
+	if !errors.Is(causes[0], ErrLeadReturned) || !errors.Is(causes[0], boom) {
+		t.Fatalf("cause %v, want ErrLeadReturned and lead's error", causes[0])
+	}
+}
+
+// A hand edit that keeps holder and instance is not the leader's write: it
+// ends the term, and the follower keeps the longer duration.
+func TestHandEditEndsTermAndKeepsTheWait(t *testing.T) {
+	h := newHarness(t)
+	ml := newMemLock()
+	a, b := h.elector("a", ml, nil), h.elector("b", ml, nil)
+	la, lb := newLead(), newLead()
+	run(t, a, la)
+	eventually(t, "a elected", func() bool { return la.count() == 1 })
+	run(t, b, lb)
+	eventually(t, "b observes a", func() bool { return b.Leader().Identity == "a" })
+	r, _ := ml.get()
+	r.LeaseDuration = time.Second
+	ml.apply(r)
+	eventually(t, "a's term ended", func() bool { return la.ended() == 1 })
+	if !errors.Is(la.cause(0), ErrLockLost) {
+		t.Fatalf("a's cause %v", la.cause(0))
+	}
+	h.fc.Step(2 * time.Second) // past the edited 1s, well short of a's 15s
+	time.Sleep(20 * time.Millisecond)
+	if lb.count() != 0 || la.count() != 1 {
+		t.Fatal("the edited, shorter duration was counted")
+	}
+	h.fc.Step(13 * time.Second)
+	eventually(t, "someone leads after the announced 15s", func() bool { return la.count()+lb.count() == 2 })
+}

@@ -176,3 +176,21 @@ func ExampleElector_Proclaim() {
 		return nil
 	})
 }
+
+// A status endpoint reports how long this replica's term stays valid.
+func ExampleElector_Term() {
+	e, err := newElector()
+	if err != nil {
+		slog.Error("setup", "error", err)
+		return
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /term", func(w http.ResponseWriter, r *http.Request) {
+		if t, ok := e.Term(); ok {
+			fmt.Fprintf(w, "leading with token %d, valid for %v\n", t.Token, t.Remaining())
+			return
+		}
+		fmt.Fprintln(w, "not leading")
+	})
+	_ = http.ListenAndServe("127.0.0.1:8080", mux)
+}

@@ -269,6 +269,17 @@ func (e *Elector) Leader() Leader {
 	return e.leader
 }
 
+// Term returns the current term and true while this elector leads; false
+// once the term has ended (even while its lead is still returning).
+func (e *Elector) Term() (Term, bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if ls := e.leading; ls != nil && !ls.ended {
+		return ls.term, true
+	}
+	return Term{}, false
+}
+
 // Observe returns a channel that receives the holder each time it changes,
 // starting with the current one. A slow reader sees only the latest holder.
 // The channel is closed when ctx is done.

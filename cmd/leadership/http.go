@@ -22,6 +22,9 @@ type leaderJSON struct {
 	Leader bool `json:"leader"`
 	// Token is the holder's fencing token (0 until it is published).
 	Token uint64 `json:"token"`
+	// ValidForSeconds is, while this replica leads, how long its term stays
+	// valid if no renewal succeeds from now on.
+	ValidForSeconds float64 `json:"validForSeconds,omitempty"`
 }
 
 // serveHTTP listens on addr and serves the campaign's endpoints until ctx
@@ -31,8 +34,12 @@ func (c *campaign) serveHTTP(ctx context.Context, addr string, readyWhenLeader b
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /leader", func(w http.ResponseWriter, r *http.Request) {
 		l := c.e.Leader()
+		out := leaderJSON{Name: l.Identity, Self: c.identity, Leader: l.Self, Token: l.Token}
+		if t, ok := c.e.Term(); ok {
+			out.ValidForSeconds = max(0, t.Remaining().Seconds())
+		}
 		w.Header().Set("Content-Type", "application/json")
-		_ = json.NewEncoder(w).Encode(leaderJSON{Name: l.Identity, Self: c.identity, Leader: l.Self, Token: l.Token})
+		_ = json.NewEncoder(w).Encode(out)
 	})
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		if err := c.e.Healthy(); err != nil {

@@ -20,10 +20,11 @@ import (
 )
 
 type leaderJSON struct {
-	Name   string `json:"name"`
-	Self   string `json:"self"`
-	Leader bool   `json:"leader"`
-	Token  uint64 `json:"token"`
+	Name     string  `json:"name"`
+	Self     string  `json:"self"`
+	Leader   bool    `json:"leader"`
+	Token    uint64  `json:"token"`
+	ValidFor float64 `json:"validForSeconds"`
 }
 
 func getJSON(t *testing.T, url string, v any) int {
@@ -85,6 +86,11 @@ func TestServeEndpoints(t *testing.T) {
 	}
 	if want := getLease(t, lease).Annotations[kubelease.AnnotationToken]; strconv.FormatUint(l.Token, 10) != want {
 		t.Errorf("/leader token %d, the Lease's token annotation %s", l.Token, want)
+	}
+	var hl leaderJSON
+	getJSON(t, "http://"+addrs[holder]+"/leader", &hl)
+	if !hl.Leader || hl.ValidFor <= 0 || hl.ValidFor > 3 {
+		t.Errorf("/leader on the holder = %+v: want the remaining validity, in (0, 3] seconds", hl)
 	}
 	for _, id := range []string{"a", "b"} {
 		if code, body := getText(t, "http://"+addrs[id]+"/healthz"); code != 200 {

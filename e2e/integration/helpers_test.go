@@ -152,6 +152,13 @@ var fastTimings = func(c *leadership.Config) { c.LeaseDuration = 3 * time.Second
 
 func startCandidate(t *testing.T, lease, id string, led *ledger, log *slog.Logger, mod func(*leadership.Config)) *candidate {
 	t.Helper()
+	return startCandidateWith(t, lease, id, led, log, mod, nil)
+}
+
+// startCandidateWith is startCandidate with the lock wrapped by wrap (when
+// not nil), for a candidate whose view of the Lease a test shapes.
+func startCandidateWith(t *testing.T, lease, id string, led *ledger, log *slog.Logger, mod func(*leadership.Config), wrap func(leadership.Lock) leadership.Lock) *candidate {
+	t.Helper()
 	p, err := cp.NewProxy()
 	if err != nil {
 		t.Fatal(err)
@@ -166,7 +173,11 @@ func startCandidate(t *testing.T, lease, id string, led *ledger, log *slog.Logge
 	if mod != nil {
 		mod(&cfg)
 	}
-	e, err := leadership.New(lock, cfg)
+	var l leadership.Lock = lock
+	if wrap != nil {
+		l = wrap(lock)
+	}
+	e, err := leadership.New(l, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
