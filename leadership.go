@@ -38,7 +38,8 @@ type Leader struct {
 	// Identity of the holder; empty when the lock is free or unknown.
 	Identity string
 	// Token is the holder's fencing token: this replica's own term token
-	// when Self, else what the holder published (0 if it has not yet).
+	// when Self, else the holder's (Record.TermToken; 0 for a client-go
+	// holder).
 	Token uint64
 	// Self is true while this elector leads.
 	Self bool
@@ -493,7 +494,7 @@ func (e *Elector) publish() {
 	if ls := e.leading; ls != nil && !ls.ended {
 		l = Leader{Identity: e.cfg.Identity, Token: ls.term.Token, Self: true}
 	} else if e.obs.exists {
-		l = Leader{Identity: e.obs.rec.HolderIdentity, Token: e.obs.rec.Token}
+		l = Leader{Identity: e.obs.rec.HolderIdentity, Token: e.obs.rec.TermToken()}
 	}
 	if l == e.leader {
 		return

@@ -61,6 +61,23 @@ type Record struct {
 	Version uint64
 }
 
+// TermToken is the fencing token of the holder's term as any observer can
+// tell it: the published Token, or, for the acquiring write itself (written
+// by this package's elector before the token was known: acquire time equal
+// to renew time), the write's own Version, which is what the token is.
+// 0 when the lock is free or the holder publishes no token (client-go).
+func (r Record) TermToken() uint64 {
+	switch {
+	case r.HolderIdentity == "":
+		return 0
+	case r.Token != 0:
+		return r.Token
+	case r.Instance != "" && !r.AcquireTime.IsZero() && r.AcquireTime.Equal(r.RenewTime):
+		return r.Version
+	}
+	return 0
+}
+
 // sameContent reports whether a and b say the same thing to the protocol:
 // every field but Version. A record at a newer version with the same content
 // is a change of metadata only (a label), which neither renews nor ends a

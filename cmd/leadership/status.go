@@ -134,7 +134,7 @@ func statusOf(l *coordinationv1.Lease, now time.Time) leaseStatus {
 		return s
 	}
 	s.Holder = r.HolderIdentity
-	s.Token = r.Token
+	s.Token = r.TermToken()
 	s.LeaseDurationSec = int64(r.LeaseDuration / time.Second)
 	s.Transitions = r.LeaseTransitions
 	s.PreferredHolder = r.PreferredHolder
