@@ -574,7 +574,11 @@ func TestGracefulHandoverIsImmediate(t *testing.T) {
 func TestLeadReturningStepsDownAndCampaignsAgain(t *testing.T) {
 	h := newHarness(t)
 	ml := newMemLock()
-	e := h.elector("a", ml, nil)
+	var mu sync.Mutex
+	var ends []error
+	e := h.elector("a", ml, func(c *Config) {
+		c.Hooks.OnTermEnd = func(_ Term, cause error) { mu.Lock(); ends = append(ends, cause); mu.Unlock() }
+	})
 	l := newLead()
 	run(t, e, l)
 	eventually(t, "elected", func() bool { return l.count() == 1 })
@@ -582,14 +586,15 @@ func TestLeadReturningStepsDownAndCampaignsAgain(t *testing.T) {
 	close(l.stop)
 	l.stop = make(chan struct{})
 	l.mu.Unlock()
-	eventually(t, "released", func() bool { r, _ := ml.get(); return r.HolderIdentity == "" })
-	if !errors.Is(l.cause(0), ErrLeadReturned) {
-		// lead returned by itself, so its context is cancelled afterwards
-		// with that cause; what lead saw was a live context.
-		if l.cause(0) != nil {
-			t.Fatalf("cause %v", l.cause(0))
-		}
+	eventually(t, "released", func() bool { r, _ := ml.get(); return r.HolderIdentity == "" && r.Released != 0 })
+	// lead returned by itself, with a live context: the term's cause is
+	// that it returned.
+	eventually(t, "term end reported", func() bool { mu.Lock(); defer mu.Unlock(); return len(ends) == 1 })
+	mu.Lock()
+	if !errors.Is(ends[0], ErrLeadReturned) {
+		t.Fatalf("cause %v, want ErrLeadReturned", ends[0])
 	}
+	mu.Unlock()
 	// After RetryPeriod (with jitter) it campaigns again and wins.
 	for i := 0; l.count() < 2 && i < 50; i++ {
 		h.fc.Step(100 * time.Millisecond)
@@ -637,11 +642,16 @@ func TestIdentityClash(t *testing.T) {
 	if !errors.Is(l.cause(0), ErrIdentityClash) {
 		t.Fatalf("cause %v", l.cause(0))
 	}
-	// It must not take the clashing record back before it expires.
+	// It must not take the clashing record back before it expires: the
+	// other process may be working under it. The clock moves to 1ms short
+	// of the record's lease, then past it.
+	h.fc.Step(15*time.Second - time.Millisecond)
 	time.Sleep(20 * time.Millisecond)
 	if l.count() != 1 {
 		t.Fatal("re-acquired a record another process wrote under our identity")
 	}
+	h.fc.Step(time.Millisecond)
+	eventually(t, "the clashing record waited out, then taken", func() bool { return l.count() == 2 })
 }
 
 func TestLateAppliedRenewalIsAdopted(t *testing.T) {
