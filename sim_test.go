@@ -80,6 +80,7 @@ var allFaults = []string{
 	"edit-meta",       // a version bump with identical content (a label change)
 	"handover",        // an operator requests a handover to a running elector or to any
 	"handover-absent", // an operator requests a handover to a replica that never runs
+	"twin",            // one more elector runs under the identity of another (a copied Deployment)
 }
 
 // knownHoles are the fault kinds under which the elector as of this commit
@@ -157,7 +158,7 @@ func newScenario(seed uint64, faults map[string]bool, electors int, driftX float
 	}
 	sc.lease = []time.Duration{time.Second, 2 * time.Second, 3 * time.Second, 5 * time.Second}[r.IntN(4)]
 	sc.drift = []float64{0.01, 0.02, 0.05, 0.1}[r.IntN(4)]
-	for range sc.electors {
+	for range sc.electors + 1 { // one more for a twin
 		rate := 1.0
 		if faults["drift"] {
 			// Rates within a spread of MaxClockDrift: the fastest clock runs at
@@ -424,10 +425,11 @@ func (c *checker) failures() []violation {
 // proc is one elector process, restarted under the same identity after a
 // crash with a new incarnation.
 type proc struct {
-	s    *sim
-	idx  int
-	name string
-	rate float64
+	s     *sim
+	idx   int
+	name  string // the identity
+	label string // the name in the history: the identity, primed for a twin
+	rate  float64
 
 	mu          sync.Mutex
 	inc         int
@@ -457,7 +459,7 @@ func (p *proc) start() error {
 	defer p.mu.Unlock()
 	p.inc++
 	inc := p.inc
-	p.who = fmt.Sprintf("%s#%d", p.name, inc)
+	p.who = fmt.Sprintf("%s#%d", p.label, inc)
 	p.conn = p.s.store.Connect(p.who, uint64(p.idx)<<16|uint64(inc))
 	clk := simclock.New(p.rate)
 	cfg := leadership.Config{
@@ -738,7 +740,11 @@ func runScenario(t *testing.T, sc scenario) outcome {
 		s.store = simlock.NewStore(sc.seed, hist.trace)
 		s.store.SetFaults(sc.net)
 		for i := range sc.electors {
-			s.procs = append(s.procs, &proc{s: s, idx: i, name: string(rune('a' + i)), rate: sc.rates[i]})
+			name := string(rune('a' + i))
+			s.procs = append(s.procs, &proc{s: s, idx: i, name: name, label: name, rate: sc.rates[i]})
+		}
+		if sc.faults["twin"] {
+			s.procs = append(s.procs, &proc{s: s, idx: sc.electors, name: "a", label: "a'", rate: sc.rates[len(sc.rates)-1]})
 		}
 		for _, p := range s.procs {
 			if err := p.start(); err != nil {
@@ -747,7 +753,7 @@ func runScenario(t *testing.T, sc scenario) outcome {
 		}
 		var kinds []string
 		for _, k := range allFaults {
-			if sc.faults[k] && k != "loss" && k != "slow" && k != "watchend" && k != "drift" {
+			if sc.faults[k] && !slices.Contains([]string{"loss", "slow", "watchend", "drift", "twin"}, k) {
 				kinds = append(kinds, k)
 			}
 		}
