@@ -182,6 +182,7 @@ var issue9Seeds = []struct {
 	{"3: a lock found missing by a read at start-up taken at once", 26, "delete"},
 	{"3: a deletion learned by a read counted from a stale observation", 1, "delete,edit-holder,partition"},
 	{"liveness: a handover to an absent replica makes leadership flap", 1, "handover-absent"},
+	{"liveness: after etcd is restored without --bump-revision, the electors loop on a stale version", 1, "restore"},
 }
 
 func TestSimulationIssue9Seeds(t *testing.T) {

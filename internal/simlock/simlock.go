@@ -181,6 +181,43 @@ func (s *Store) Edit(who, what string, edit func(r *leadership.Record) bool) boo
 	return true
 }
 
+// Snapshot is a backup of a Store's state.
+type Snapshot struct {
+	rec    leadership.Record
+	exists bool
+	rev    uint64
+}
+
+// Version is the store's revision when the snapshot was taken.
+func (b Snapshot) Version() uint64 { return b.rev }
+
+// Backup takes a snapshot of the store, as an etcd backup would.
+func (s *Store) Backup() Snapshot {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return Snapshot{rec: s.rec, exists: s.exists, rev: s.rev}
+}
+
+// Restore puts the store back to a snapshot, as restoring etcd from a
+// backup without --bump-revision does: versions go back and will be reused
+// by later writes, which breaks the Lock contract (versions strictly
+// increase) and with it compare-and-swap across the restore. Every watch
+// stream ends.
+func (s *Store) Restore(who string, b Snapshot) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.rec, s.exists, s.rev = b.rec, b.exists, b.rev
+	s.recent = nil
+	for w := range s.watchers {
+		w.cancel()
+	}
+	e := Entry{At: time.Now(), Who: who, Op: "restore", Note: fmt.Sprintf("back to v%d", b.rev)}
+	if b.exists {
+		e.Rec = b.rec
+	}
+	s.trace(e)
+}
+
 func (s *Store) put(r leadership.Record) leadership.Record {
 	s.rev++
 	r.Version = s.rev
