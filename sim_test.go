@@ -83,6 +83,7 @@ var allFaults = []string{
 	"handover",        // an operator requests a handover to a running elector or to any
 	"handover-absent", // an operator requests a handover to a replica that never runs
 	"twin",            // one more elector runs under the identity of another (a copied Deployment)
+	"proclaim",        // leaders write values (Elector.Proclaim), extra writes within a term
 	"restore",         // etcd restored from a backup without --bump-revision (not in "all": see below)
 }
 
@@ -527,6 +528,24 @@ func (p *proc) lead(inc int, who string) leadership.LeadFunc {
 		p.mu.Unlock()
 		r := rand.New(rand.NewPCG(p.s.sc.seed, uint64(p.idx)<<48|uint64(inc)<<32|n))
 		d := time.Duration(r.ExpFloat64() * float64(2*p.s.sc.lease))
+		if p.s.sc.faults["proclaim"] && r.IntN(2) == 0 {
+			// A write within the term, at a random moment of it.
+			at := time.Duration(r.Int64N(int64(p.s.sc.lease)))
+			p.mu.Lock()
+			el := p.el
+			p.mu.Unlock()
+			p.s.runs.Go(func() {
+				tm := time.NewTimer(at)
+				defer tm.Stop()
+				select {
+				case <-ctx.Done():
+					return
+				case <-tm.C:
+				}
+				err := el.Proclaim(ctx, t, map[string]string{"by": who, "n": fmt.Sprint(n)})
+				p.s.hist.note(who, "Proclaim: %v", err)
+			})
+		}
 		var done <-chan time.Time
 		if now.Add(d).Before(p.s.quietAt) {
 			// In the quiet phase the leader keeps its work, so that the
@@ -797,7 +816,7 @@ func runScenario(t *testing.T, sc scenario) outcome {
 		}
 		var kinds []string
 		for _, k := range allFaults {
-			if sc.faults[k] && !slices.Contains([]string{"loss", "slow", "watchend", "drift", "twin"}, k) {
+			if sc.faults[k] && !slices.Contains([]string{"loss", "slow", "watchend", "drift", "twin", "proclaim"}, k) {
 				kinds = append(kinds, k)
 			}
 		}
