@@ -62,6 +62,14 @@ func (e *Elector) decide(o observation, now time.Time, mine bool) (action, time.
 	return actTake, 0
 }
 
+// createdByUs reports whether r is the record of our own last create, held
+// before leading.
+func (e *Elector) createdByUs(r Record) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.created != 0 && r.Version == e.created && r.Instance == e.instance
+}
+
 // freeSince is when the observed lock became free to take.
 func (e *Elector) freeSince(o observation, mine bool) time.Time {
 	if (o.exists && o.rec.HolderIdentity == "" && o.rec.Released != 0) || mine || o.heldUntil.Before(o.at) {
@@ -69,6 +77,10 @@ func (e *Elector) freeSince(o observation, mine bool) time.Time {
 	}
 	return o.heldUntil
 }
+
+// errHolding says that a create succeeded and the lock is held, not yet
+// led, for a lease duration.
+var errHolding = errors.New("leadership: created the lock; holding it for a lease duration before leading")
 
 // campaign returns once this elector holds the lock, with the new term and
 // the record it wrote, or an error once ctx is done.
@@ -81,7 +93,7 @@ func (e *Elector) campaign(ctx context.Context) (Term, Record, error) {
 		}
 		o := e.snapshot()
 		mine := o.exists && e.isMine(o.rec)
-		if o.exists && o.rec.HolderIdentity == e.cfg.Identity && !mine && clashWarned != o.version {
+		if o.exists && o.rec.HolderIdentity == e.cfg.Identity && !mine && clashWarned != o.version && !e.createdByUs(o.rec) {
 			clashWarned = o.version
 			e.log.Error("the lock names this replica's identity but this process did not write it (another process with the same identity, or a hand edit); identities must be unique (use leadership.DefaultIdentity). Waiting for that holder's lease to expire.",
 				"writerInstance", o.rec.Instance, "ownInstance", e.instance)
@@ -92,6 +104,10 @@ func (e *Elector) campaign(ctx context.Context) (Term, Record, error) {
 			continue
 		}
 		t, rec, err := e.acquire(ctx, o, act)
+		if errors.Is(err, errHolding) {
+			e.log.Info("created the lock; holding it for a lease duration before leading, because a deletion in flight could hide another holder's term", "for", e.cfg.LeaseDuration)
+			continue
+		}
 		if h := e.cfg.Hooks.OnAttempt; h != nil {
 			e.hook(func() { h(err) })
 		}
@@ -180,8 +196,24 @@ func (e *Elector) acquire(ctx context.Context, o observation, act action) (Term,
 	var res Record
 	var err error
 	if act == actCreate {
-		e.sent(rec)
+		// A create is not a compare-and-swap on a version: "absent" can
+		// be absent again after someone else created and an operator
+		// deleted the lock while our request was in flight, so our create
+		// may land over a term we never saw. The lock is therefore held,
+		// not led, for a lease duration: nobody takes it, and we take it
+		// ourselves (a compare-and-swap) once that holder, and any holder
+		// of a deletion we only read about, can no longer act. It is
+		// never counted as our own write, even if it lands after we gave
+		// up on it.
 		res, err = e.lock.Create(rctx, rec)
+		if err != nil {
+			return Term{}, Record{}, err
+		}
+		e.mu.Lock()
+		e.created = res.Version
+		e.mu.Unlock()
+		e.seeEvent(res)
+		return Term{}, Record{}, errHolding
 	} else {
 		prev := o.rec
 		rec.Version = prev.Version

@@ -152,7 +152,8 @@ func TestDecide(t *testing.T) {
 		{"held, fresh", []step{{at: 0, ev: rec(7, "x", sec(15))}}, false, 5, actWait, sec(10)},
 		{"held, 1ns short", []step{{at: 0, ev: rec(7, "x", sec(15))}}, false, 15 - 1e-9, actWait, 1},
 		{"held, expired exactly", []step{{at: 0, ev: rec(7, "x", sec(15))}}, false, 15, actTake, 0},
-		{"holder's own shorter lease", []step{{at: 0, ev: rec(7, "x", sec(3))}}, false, 3, actTake, 0},
+		{"holder's shorter lease: ours is the floor", []step{{at: 0, ev: rec(7, "x", sec(3))}}, false, 3, actWait, sec(12)},
+		{"holder's longer lease", []step{{at: 0, ev: rec(7, "x", sec(20))}}, false, 15, actWait, sec(5)},
 		{"zero duration reads as ours", []step{{at: 0, ev: rec(7, "x", 0)}}, false, 14, actWait, sec(1)},
 		{"negative duration reads as ours", []step{{at: 0, ev: rec(7, "x", -time.Hour)}}, false, 15, actTake, 0},
 		{"renewal restarts the countdown", []step{{at: 0, ev: rec(7, "x", sec(15))}, {at: 5, ev: rec(8, "x", sec(15))}}, false, 15, actWait, sec(5)},
@@ -162,18 +163,20 @@ func TestDecide(t *testing.T) {
 		{"same identity, other process", []step{{at: 0, ev: rec(7, "me", sec(15))}}, false, 0, actWait, sec(15)},
 		// Path 1: a hand edit that shortens the duration does not shorten the wait.
 		{"edit shortens duration", []step{{at: 0, ev: rec(7, "x", sec(15))}, {at: 1, ev: rec(8, "x", sec(1))}}, false, 2, actWait, sec(14)},
-		{"edit renames holder", []step{{at: 0, ev: rec(7, "x", sec(15))}, {at: 1, ev: rec(8, "y", sec(1))}}, false, 2, actWait, sec(13)},
-		{"new holder's longer lease", []step{{at: 0, ev: rec(7, "x", sec(5))}, {at: 1, ev: rec(8, "y", sec(20))}}, false, 6, actWait, sec(15)},
+		{"edit renames holder", []step{{at: 0, ev: rec(7, "x", sec(15))}, {at: 1, ev: rec(8, "y", sec(1))}}, false, 2, actWait, sec(14)},
+		{"new holder's longer lease", []step{{at: 0, ev: rec(7, "x", sec(15))}, {at: 1, ev: rec(8, "y", sec(20))}}, false, 6, actWait, sec(15)},
 		// Path 2: an empty holder nobody marked is waited out.
-		{"unmarked empty holder", []step{{at: 0, ev: rec(7, "x", sec(15))}, {at: 1, ev: rec(8, "", sec(1))}}, false, 2, actWait, sec(13)},
+		{"unmarked empty holder", []step{{at: 0, ev: rec(7, "x", sec(15))}, {at: 1, ev: rec(8, "", sec(1))}}, false, 2, actWait, sec(14)},
 		{"unmarked empty holder, first sight", []step{{at: 0, ev: rec(7, "", sec(1))}}, false, 1, actWait, sec(14)},
-		{"unmarked empty holder, waited out", []step{{at: 0, ev: rec(7, "x", sec(15))}, {at: 1, ev: rec(8, "", sec(1))}}, false, 15, actTake, 0},
+		{"unmarked empty holder, waited out", []step{{at: 0, ev: rec(7, "x", sec(15))}, {at: 1, ev: rec(8, "", sec(1))}}, false, 16, actTake, 0},
 		// Path 3: deletions.
 		{"deleted (event) while held", []step{{at: 0, ev: rec(7, "x", sec(15))}, {at: 1, del: 8}}, false, 1, actWait, sec(14)},
 		{"deleted (event), lease over", []step{{at: 0, ev: rec(7, "x", sec(15))}, {at: 1, del: 8}}, false, 15, actCreate, 0},
-		{"deleted (read) counts from now", []step{{at: 0, ev: rec(7, "x", sec(15))}, {at: 10, miss: true}}, false, 15, actWait, sec(10)},
-		{"deleted (read) of our own stale view", []step{{at: 0, ev: rec(7, "me", sec(15))}, {at: 10, miss: true}}, true, 10, actWait, sec(15)},
-		{"nothing there on first read", []step{{at: 0, miss: true}}, false, 1, actWait, sec(14)},
+		// A deletion learned by a read keeps the chain; the create that
+		// follows is held a lease before leading (TestCreateIsHeldALease).
+		{"deleted (read), chain kept", []step{{at: 0, ev: rec(7, "x", sec(15))}, {at: 10, miss: true}}, false, 12, actWait, sec(3)},
+		{"deleted (read) of our own stale view", []step{{at: 0, ev: rec(7, "me", sec(15))}, {at: 10, miss: true}}, true, 10, actWait, sec(5)},
+		{"nothing there on first read", []step{{at: 0, miss: true}}, false, 1, actCreate, 0},
 		{"repeated reads do not push the deadline", []step{{at: 0, miss: true}, {at: 5, miss: true}, {at: 10, miss: true}}, false, 15, actCreate, 0},
 		{"deleted after a marked release", []step{{at: 0, ev: released(7)}, {at: 1, del: 8}}, false, 1, actCreate, 0},
 		// A read with a lower version than known: the store went back.

@@ -703,6 +703,8 @@ func TestDeletedLockStopsWorkAndIsRecreated(t *testing.T) {
 		t.Fatalf("re-created while a's lease could still run (a %d terms, b %d)", la.count(), lb.count())
 	}
 	h.fc.Step(time.Second)
+	eventually(t, "re-created", func() bool { _, ok := ml.get(); return ok })
+	h.fc.Step(15 * time.Second) // the creator holds it a lease before leading
 	eventually(t, "re-elected", func() bool { return la.count()+lb.count() == 2 })
 	var second Term
 	if la.count() == 2 {
@@ -713,27 +715,30 @@ func TestDeletedLockStopsWorkAndIsRecreated(t *testing.T) {
 	if second.Token <= la.term(0).Token {
 		t.Fatalf("token after delete: %d then %d", la.term(0).Token, second.Token)
 	}
-	if r, _ := ml.get(); r.LeaseTransitions != 0 {
-		t.Fatalf("transitions reset expected, got %d", r.LeaseTransitions)
-	}
 }
 
-// The very first election of a lock that does not exist waits a lease
-// duration: a missing lock read, not seen deleted, may have been deleted
-// under a holder that still works.
-func TestFirstCreationWaitsALease(t *testing.T) {
+// A lock that does not exist is created at once, but its creator leads only
+// a lease duration later: a create is no compare-and-swap, and may land over
+// a term it never saw (created, and deleted by an operator, while the create
+// was in flight), or after a holder of a deletion it only read about.
+func TestCreateIsHeldALease(t *testing.T) {
 	h := newHarness(t)
 	ml := newEmptyMemLock()
 	e := h.elector("a", ml, nil)
 	l := newLead()
 	run(t, e, l)
-	eventually(t, "lock read", func() bool { o := e.snapshot(); return o.known })
+	eventually(t, "created", func() bool { r, ok := ml.get(); return ok && r.HolderIdentity == "a" })
+	created, _ := ml.get()
 	h.fc.Step(15*time.Second - time.Millisecond)
-	if _, ok := ml.get(); ok {
-		t.Fatal("created before a lease duration had passed")
+	time.Sleep(20 * time.Millisecond)
+	if l.count() != 0 {
+		t.Fatal("led before a lease duration had passed since the create")
 	}
 	h.fc.Step(time.Millisecond)
 	eventually(t, "elected", func() bool { return l.count() == 1 })
+	if tok := l.term(0).Token; tok <= created.Version {
+		t.Fatalf("token %d is not the version of a write after the create (%d)", tok, created.Version)
+	}
 }
 
 func TestSuspendEndsTerm(t *testing.T) {

@@ -80,7 +80,10 @@ type Elector struct {
 	// applied (sent, outcome unknown) and of its last confirmed write. Only
 	// a record equal to one of them is this process's own: a hand edit
 	// copies the holder and instance, never the exact content.
-	mine      []Record
+	mine []Record
+	// created is the version of this process's last create, which it
+	// holds for a lease duration before leading.
+	created   uint64
 	leading   *leaderState
 	stopping  time.Time // when a term ended whose lead has not returned
 	leader    Leader
@@ -426,15 +429,13 @@ func (e *Elector) observe(r Record) {
 		// nobody acts on an earlier term any more.
 		n.heldUntil = time.Time{}
 	default:
-		lease := e.leaseOf(r)
+		// Never shorter than our own lease duration: the record may have
+		// been edited to a shorter one before we saw it, and the holder
+		// still counts on what it announced itself. (Which is why every
+		// replica of a lock should share the lease duration.)
+		lease := max(e.leaseOf(r), e.cfg.LeaseDuration)
 		if o.exists && r.HolderIdentity != "" && o.rec.HolderIdentity == r.HolderIdentity && o.rec.Instance == r.Instance {
 			lease = max(lease, o.holderMax)
-		}
-		if !o.known && r.HolderIdentity == "" {
-			// An empty holder that nobody marked as released, with no
-			// earlier record seen: whoever held it may still be acting
-			// for as long as a lease of ours.
-			lease = max(lease, e.cfg.LeaseDuration)
 		}
 		n.holderMax = lease
 		if u := now.Add(lease); u.After(n.heldUntil) {
@@ -447,11 +448,11 @@ func (e *Elector) observe(r Record) {
 }
 
 // seeMissing records that the lock does not exist: from a watch event with
-// the deletion's version, or (version 0) from a read sent at epoch. A
-// deletion seen in order leaves the deadline chain as it was: the last
-// holder seen may act until its lease runs out. A read that finds nothing
-// says nothing about when the record went away, or what it held last, so
-// the chain extends to a full lease duration from now.
+// the deletion's version, or (version 0) from a read sent at epoch. The
+// deadline chain stays as it was: the last holder seen may act until its
+// lease runs out. A read that finds nothing says nothing about when the
+// record went away or what it held last; that is covered after the create
+// (see acquire), which is held a full lease duration before leading.
 func (e *Elector) seeMissing(version, epoch uint64) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -470,13 +471,7 @@ func (e *Elector) seeMissing(version, epoch uint64) {
 		return
 	}
 	now := e.clock.Now()
-	n := observation{known: true, version: max(version, o.version), at: now, heldUntil: o.heldUntil}
-	if version == 0 {
-		if u := now.Add(max(e.cfg.LeaseDuration, o.holderMax)); u.After(n.heldUntil) {
-			n.heldUntil = u
-		}
-	}
-	e.obs = n
+	e.obs = observation{known: true, version: max(version, o.version), at: now, heldUntil: o.heldUntil}
 	e.changed()
 }
 

@@ -1,7 +1,6 @@
 package leadership_test
 
 import (
-	"flag"
 	"strings"
 	"testing"
 	"time"
@@ -164,7 +163,6 @@ func TestSimulationReplay(t *testing.T) {
 	}
 }
 
-var simIssue9 = flag.Bool("sim.issue9", false, "run TestSimulationIssue9Seeds: seeds that break the elector before issue 9's fixes")
 
 // issue9Seeds are runs that found each hole of issue 9 in the elector as it
 // was before the fixes (each failed 20 times out of 20, with and without the
@@ -186,9 +184,6 @@ var issue9Seeds = []struct {
 }
 
 func TestSimulationIssue9Seeds(t *testing.T) {
-	if !*simIssue9 {
-		t.Skip("the elector of this commit fails these (issue 9); run with -sim.issue9 to see it, and make this unconditional when the fixes are merged")
-	}
 	for _, s := range issue9Seeds {
 		faults, err := parseFaults(s.faults)
 		if err != nil {
