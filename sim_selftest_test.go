@@ -163,7 +163,6 @@ func TestSimulationReplay(t *testing.T) {
 	}
 }
 
-
 // issue9Seeds are runs that found each hole of issue 9 in the elector as it
 // was before the fixes (each failed 20 times out of 20, with and without the
 // race detector). After the fixes the elector takes other paths, so passing
