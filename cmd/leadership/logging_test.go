@@ -79,3 +79,26 @@ func TestClientGoLogsJoinTheStream(t *testing.T) {
 		}
 	})
 }
+
+// --label-pod without a Pod to label says what to set.
+func TestLabelPodUsage(t *testing.T) {
+	kc := apiWithWarning(t, "unused")
+	t.Setenv("POD_NAME", "")
+	t.Setenv("POD_NAMESPACE", "")
+	for _, c := range []struct {
+		args []string
+		says string
+	}{
+		{[]string{"serve", "--lease", "x", "--label-pod"}, "--label-pod needs this replica's Pod name: set POD_NAME"},
+		{[]string{"serve", "--lease", "x", "--pod-name", "p"}, "--pod-name and --pod-namespace only go with --label-pod"},
+		{[]string{"serve", "--lease", "x", "--label-pod", "--pod-name", "p", "--pod-namespace", "default"}, `no Pod "p" in namespace "default" to label`},
+		{[]string{"serve", "--lease", strings.Repeat("x", 57), "--label-pod", "--pod-name", "p", "--pod-namespace", "default"}, "Lease names of at most 56 characters can label Pods"},
+	} {
+		var stdout, stderr bytes.Buffer
+		args := append(c.args, "--kubeconfig", kc, "--http-addr", "127.0.0.1:0")
+		code := execute(context.Background(), args, &stdout, &stderr)
+		if code != exitUsage || !strings.Contains(stderr.String(), c.says) {
+			t.Errorf("leadership %s: exit %d, stderr %q; want exit %d saying %q", strings.Join(c.args, " "), code, stderr.String(), exitUsage, c.says)
+		}
+	}
+}
