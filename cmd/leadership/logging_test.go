@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -100,5 +101,31 @@ func TestLabelPodUsage(t *testing.T) {
 		if code != exitUsage || !strings.Contains(stderr.String(), c.says) {
 			t.Errorf("leadership %s: exit %d, stderr %q; want exit %d saying %q", strings.Join(c.args, " "), code, stderr.String(), exitUsage, c.says)
 		}
+	}
+}
+
+// copy-to leaves an executable copy of the binary, runnable by any user.
+func TestCopyTo(t *testing.T) {
+	dir := t.TempDir()
+	var stdout, stderr bytes.Buffer
+	if code := execute(context.Background(), []string{"copy-to", dir}, &stdout, &stderr); code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr.String())
+	}
+	dst := filepath.Join(dir, "leadership")
+	fi, err := os.Stat(dst)
+	if err != nil {
+		t.Fatal(err)
+	}
+	exe, _ := os.Executable()
+	want, _ := os.ReadFile(exe)
+	got, _ := os.ReadFile(dst)
+	if fi.Mode().Perm() != 0o755 || !bytes.Equal(got, want) {
+		t.Errorf("copy: mode %v, %d bytes (want 0755, %d bytes, identical)", fi.Mode().Perm(), len(got), len(want))
+	}
+	if ents, _ := os.ReadDir(dir); len(ents) != 1 {
+		t.Errorf("left behind: %v", ents)
+	}
+	if code := execute(context.Background(), []string{"copy-to", filepath.Join(dir, "no", "such")}, &stdout, &stderr); code != exitFailure || !strings.Contains(stderr.String(), "is it a writable volume") {
+		t.Errorf("copy-to a missing directory: exit %d, %q", code, stderr.String())
 	}
 }
