@@ -135,3 +135,28 @@ func holderIn(t *testing.T, namespace, name string) string {
 	}
 	return e2etest.HolderOf(l)
 }
+
+// TestServeLabelPod: `serve --label-pod` (the chart's sidecar mode) labels
+// its Pod while it leads and takes the label off when it stops.
+func TestServeLabelPod(t *testing.T) {
+	nsName := namespace(t)
+	lease := "api-writer"
+	key := "leadership.dev/leader-" + lease
+	sa, rl, rb := renderRBAC(t, "serve-label", nsName, lease, "labelPod.enabled=true")
+	kc := apply(t, sa, rl, rb)
+	createPods(t, nsName, "api-0")
+	t.Setenv("POD_NAME", "api-0") // as the Downward API sets it
+	t.Setenv("POD_NAMESPACE", nsName)
+	p := start(t, "api-0", "serve", "--kubeconfig", kc, "--lease", lease, "--lease-duration", "2s", "--http-addr", "127.0.0.1:0", "--label-pod")
+	e2etest.Eventually(t, time.Minute, "api-0 to lead and carry the label", func() bool {
+		got := labelled(t, nsName, key)
+		return len(got) == 1 && got[0] == "api-0"
+	})
+	p.signal(t, syscall.SIGTERM)
+	if code := p.wait(t, time.Minute); code != 0 {
+		t.Fatalf("exit %d after SIGTERM", code)
+	}
+	if got := labelled(t, nsName, key); len(got) != 0 {
+		t.Errorf("labelled Pods after serve stopped: %v", got)
+	}
+}
