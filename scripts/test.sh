@@ -25,6 +25,11 @@ go vet ./...
 step "go vet (e2e)"
 (cd e2e && go vet ./...)
 
+step "helm lint (pinned in tools/go.mod), both modes of the chart"
+for values in deploy/helm/leadership/ci/*-values.yaml; do
+	go -C tools tool helm lint --strict ../deploy/helm/leadership --values "../$values"
+done
+
 step "unit tests with -race (library)"
 go test -race -count=1 ./...
 

@@ -19,6 +19,7 @@ import (
 	"github.com/leadership-dev/leadership/events"
 	"github.com/leadership-dev/leadership/kubelease"
 	"github.com/leadership-dev/leadership/metrics"
+	"github.com/leadership-dev/leadership/podlabel"
 )
 
 // electorFlags are the flags of the commands that campaign (run, serve).
@@ -30,6 +31,7 @@ type electorFlags struct {
 	retryPeriod   time.Duration
 	httpAddr      string
 	noEvents      bool
+	labelPodFlags
 }
 
 func (f *electorFlags) register(fs *pflag.FlagSet, defaultHTTP string) {
@@ -40,6 +42,7 @@ func (f *electorFlags) register(fs *pflag.FlagSet, defaultHTTP string) {
 	fs.DurationVar(&f.retryPeriod, "retry-period", 0, "pause after a failed request (default: min(2s, renew-interval/2))")
 	fs.StringVar(&f.httpAddr, "http-addr", defaultHTTP, "address for /leader, /healthz, /readyz and /metrics (empty: no HTTP server)")
 	fs.BoolVar(&f.noEvents, "no-events", false, "do not record Kubernetes Events on the Lease")
+	f.labelPodFlags.register(fs)
 }
 
 // flagOf names the command-line flag behind a Config field.
@@ -87,6 +90,7 @@ type campaign struct {
 	cfg      leadership.Config
 	reg      *prometheus.Registry
 	events   *events.Recorder
+	labeler  *podlabel.Labeler
 	api      *apiHealth
 	log      *slog.Logger
 	identity string
@@ -125,6 +129,13 @@ func newCampaign(g *globalFlags, f *electorFlags, extra leadership.Hooks) (*camp
 		c.events = events.NewRecorder(k.client, k.namespace, f.lease, cfg.Identity, g.log)
 		hooks = append(hooks, c.events.Hooks())
 	}
+	if c.labeler, err = f.labelPodFlags.labeler(k, f.lease, cfg); err != nil {
+		c.close()
+		return nil, err
+	}
+	if c.labeler != nil {
+		hooks = append(hooks, c.labeler.Hooks())
+	}
 	cfg.Hooks = joinHooks(hooks...)
 	cfg.Logger = g.log
 	if c.e, err = leadership.New(lock, cfg); err != nil {
@@ -136,9 +147,12 @@ func newCampaign(g *globalFlags, f *electorFlags, extra leadership.Hooks) (*camp
 
 // close flushes the events (the last one is usually Released).
 func (c *campaign) close() {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if c.labeler != nil {
+		c.labeler.Close(ctx) // the label off this Pod: the term has ended
+	}
 	if c.events != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
 		c.events.Close(ctx)
 	}
 }

@@ -17,6 +17,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/klog/v2"
 )
 
 // inClusterNamespaceFile holds the pod's namespace in a cluster.
@@ -56,6 +57,11 @@ func (g *globalFlags) setupLogging(stderr io.Writer) error {
 	default:
 		return usageErrorf("invalid --log-format %q: use text or json", g.logFormat)
 	}
+	// client-go logs through klog (warnings from the API server, failed
+	// watches, throttling); without this its lines would come in klog's own
+	// format on the same stderr and break a JSON log stream. klog's logger is
+	// process-wide; the command sets it once, at start.
+	klog.SetSlogLogger(g.log)
 	return nil
 }
 

@@ -150,7 +150,7 @@ namespace when running in a cluster, else the kubeconfig context's, else
 	})
 	g.register(root)
 	root.AddCommand(newRunCmd(g, stdout, stderr), newServeCmd(g, stdout, stderr),
-		newStatusCmd(g, stdout), newHandoverCmd(g, stdout), newWatchdogCmd(g))
+		newStatusCmd(g, stdout), newHandoverCmd(g, stdout), newWatchdogCmd(g), newCopyToCmd(stdout))
 	root.CompletionOptions.DisableDefaultCmd = true
 	return root
 }

@@ -42,11 +42,16 @@ func helm(t *testing.T, args ...string) []byte {
 
 // renderRBAC renders the chart's ServiceAccount, Role and RoleBinding for
 // release in namespace with the Lease lease.
-func renderRBAC(t *testing.T, release, namespace, lease string) (*corev1.ServiceAccount, *rbacv1.Role, *rbacv1.RoleBinding) {
+// Each of sets is a --set for the chart.
+func renderRBAC(t *testing.T, release, namespace, lease string, sets ...string) (*corev1.ServiceAccount, *rbacv1.Role, *rbacv1.RoleBinding) {
 	t.Helper()
-	out := helm(t, "template", release, filepath.Join(root, "deploy", "helm", "leadership"),
-		"--namespace", namespace, "--set", "lease.name="+lease,
-		"--show-only", "templates/serviceaccount.yaml", "--show-only", "templates/rbac.yaml")
+	args := []string{"template", release, filepath.Join(root, "deploy", "helm", "leadership"),
+		"--namespace", namespace, "--values", chartValues("run"), "--set", "lease.name=" + lease,
+		"--show-only", "templates/serviceaccount.yaml", "--show-only", "templates/rbac.yaml"}
+	for _, s := range sets {
+		args = append(args, "--set", s)
+	}
+	out := helm(t, args...)
 	var (
 		sa *corev1.ServiceAccount
 		rl *rbacv1.Role
@@ -241,7 +246,8 @@ func TestManifestsUpToDate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rendered := helm(t, "template", "leadership", filepath.Join(root, "deploy", "helm", "leadership"), "--namespace", "default")
+	rendered := helm(t, "template", "leadership", filepath.Join(root, "deploy", "helm", "leadership"), "--namespace", "default",
+		"--values", chartValues("run")) // as render.sh
 	// render.sh adds a two-line header.
 	body := committed
 	for range 2 {

@@ -6,12 +6,85 @@
 {{- end -}}
 {{- end -}}
 
+{{/* The Lease; values.schema.json requires it, this says why if it is empty anyway. */}}
 {{- define "leadership.lease" -}}
-{{- default (include "leadership.fullname" .) .Values.lease.name -}}
+{{- required "lease.name is required: name the Lease the replicas share, e.g. --set lease.name=credential-renewer" .Values.lease.name -}}
 {{- end -}}
 
 {{- define "leadership.serviceAccountName" -}}
 {{- default (include "leadership.fullname" .) .Values.serviceAccount.name -}}
+{{- end -}}
+
+{{/* The project's image: the tag defaults to the chart's appVersion. */}}
+{{- define "leadership.image" -}}
+{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) -}}
+{{- end -}}
+
+{{/* The application's image: repository[:tag]. */}}
+{{- define "leadership.appImage" -}}
+{{- $repo := required "app.image.repository is required: the image of your application, e.g. --set app.image.repository=registry.example.com/renewer" .Values.app.image.repository -}}
+{{- if .Values.app.image.tag -}}
+{{- printf "%s:%s" $repo .Values.app.image.tag -}}
+{{- else -}}
+{{- $repo -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The leader label's key, as package podlabel makes it. */}}
+{{- define "leadership.leaderLabel" -}}
+{{- $key := printf "leader-%s" (include "leadership.lease" .) -}}
+{{- if gt (len $key) 63 -}}
+{{- fail (printf "labelPod.enabled needs lease.name of at most 56 characters (the label name %s would exceed 63); use a shorter lease.name" $key) -}}
+{{- end -}}
+{{- printf "leadership.dev/%s" $key -}}
+{{- end -}}
+
+{{/* The flags run and serve share, one list item each. */}}
+{{- define "leadership.electorArgs" -}}
+- --lease={{ include "leadership.lease" . }}
+- --lease-duration={{ .Values.lease.duration }}
+{{- with .Values.lease.renewInterval }}
+- --renew-interval={{ . }}
+{{- end }}
+{{- if not .Values.events }}
+- --no-events
+{{- end }}
+{{- if .Values.labelPod.enabled }}
+- --label-pod
+{{- end }}
+- --http-addr=:{{ .Values.httpPort }}
+- --log-format={{ .Values.logFormat }}
+{{- range .Values.extraArgs }}
+- {{ . | quote }}
+{{- end }}
+{{- end -}}
+
+{{/* The Downward API: the Lease's namespace, and the Pod for --label-pod. */}}
+{{- define "leadership.podEnv" -}}
+# POD_NAMESPACE wins over the namespace file in client-go's in-cluster
+# config; POD_NAME names the Pod that --label-pod labels.
+- name: POD_NAMESPACE
+  valueFrom:
+    fieldRef:
+      fieldPath: metadata.namespace
+- name: POD_NAME
+  valueFrom:
+    fieldRef:
+      fieldPath: metadata.name
+{{- end -}}
+
+{{- define "leadership.probes" -}}
+livenessProbe:
+  httpGet:
+    path: /healthz
+    port: leadership
+  periodSeconds: 10
+  failureThreshold: 3
+readinessProbe:
+  httpGet:
+    path: /readyz
+    port: leadership
+  periodSeconds: 5
 {{- end -}}
 
 {{- define "leadership.labels" -}}
@@ -25,4 +98,24 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 {{- define "leadership.selectorLabels" -}}
 app.kubernetes.io/name: {{ .Chart.Name }}
 app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
+
+{{/* The `leadership serve` sidecar container, less its name. */}}
+{{- define "leadership.sidecar" -}}
+image: {{ include "leadership.image" . | quote }}
+imagePullPolicy: {{ .Values.image.pullPolicy }}
+command:
+  - /usr/local/bin/leadership
+  - serve
+  {{- include "leadership.electorArgs" . | nindent 2 }}
+env:
+  {{- include "leadership.podEnv" . | nindent 2 }}
+ports:
+  - name: leadership
+    containerPort: {{ .Values.httpPort }}
+{{ include "leadership.probes" . }}
+resources:
+  {{- toYaml .Values.resources | nindent 2 }}
+securityContext:
+  {{- toYaml .Values.securityContext | nindent 2 }}
 {{- end -}}
