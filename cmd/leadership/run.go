@@ -19,6 +19,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/wait"
 
 	"github.com/leadership-dev/leadership"
+	"github.com/leadership-dev/leadership/internal/contain"
 	"github.com/leadership-dev/leadership/internal/supervise"
 	"github.com/leadership-dev/leadership/internal/watchdog"
 )
@@ -29,6 +30,7 @@ type runFlags struct {
 	every         time.Duration
 	exitWithChild bool
 	maxBackoff    time.Duration
+	containment   string
 }
 
 const runLong = `Run CMD only while this replica leads the Lease. The replicas of a
@@ -106,6 +108,7 @@ func newRunCmd(g *globalFlags, stdout, stderr io.Writer) *cobra.Command {
 	fs.DurationVar(&f.every, "every", 0, "run CMD once per this interval (plus up to 10% jitter) instead of keeping it running")
 	fs.BoolVar(&f.exitWithChild, "exit-with-child", false, "when CMD exits by itself, release the Lease and exit with its status instead of restarting it")
 	fs.DurationVar(&f.maxBackoff, "max-backoff", 30*time.Second, "longest pause before restarting a CMD that keeps exiting")
+	fs.StringVar(&f.containment, "containment", "auto", "how CMD's tree is held: cgroup (a cgroup v2 sub-cgroup, cgroup.kill, and the process tree), tree (the process tree only), auto (cgroup where one can be created)")
 	return cmd
 }
 
@@ -126,18 +129,23 @@ func maxGrace(cfg leadership.Config) time.Duration {
 
 // runner is one `leadership run`.
 type runner struct {
-	c        *campaign
-	f        *runFlags
-	command  []string
-	stdout   io.Writer
-	stderr   io.Writer
-	log      *slog.Logger
-	exe      string
-	logFmt   string
-	kill     chan struct{}
-	stopRun  context.CancelFunc
-	mu       sync.Mutex
-	childEnd *supervise.Result // set with --exit-with-child
+	c       *campaign
+	f       *runFlags
+	command []string
+	stdout  io.Writer
+	stderr  io.Writer
+	log     *slog.Logger
+	exe     string
+	logFmt  string
+	kill    chan struct{}
+	stopRun context.CancelFunc
+	reaper  *contain.Reaper
+	cgroups *contain.Cgroups
+	signals chan os.Signal
+	// beforeArming is the test hook LEADERSHIP_TEST_PAUSE_BEFORE_ARMING.
+	beforeArming func()
+	mu           sync.Mutex
+	childEnd     *supervise.Result // set with --exit-with-child
 }
 
 func runRun(ctx context.Context, g *globalFlags, f *runFlags, graceSet bool, command []string, stdout, stderr io.Writer) error {
@@ -152,6 +160,11 @@ func runRun(ctx context.Context, g *globalFlags, f *runFlags, graceSet bool, com
 	}
 	if f.grace < 0 {
 		return usageErrorf("invalid --grace %v: must not be negative", f.grace)
+	}
+	switch f.containment {
+	case "auto", "cgroup", "tree":
+	default:
+		return usageErrorf("invalid --containment %q: use auto, cgroup or tree", f.containment)
 	}
 	cfg, err := f.config(g.log)
 	if err != nil {
@@ -187,6 +200,17 @@ func runRun(ctx context.Context, g *globalFlags, f *runFlags, graceSet bool, com
 	defer stopRun()
 	r := &runner{c: c, f: f, command: command, stdout: stdout, stderr: stderr, log: c.log,
 		exe: exe, logFmt: g.logFormat, kill: make(chan struct{}), stopRun: stopRun}
+	if err := r.contain(); err != nil {
+		return err
+	}
+	// Like init: reap whatever is re-parented to this process until it
+	// exits, and pass on the signals it does not act on itself.
+	reapCtx, stopReaping := context.WithCancel(context.Background())
+	defer stopReaping()
+	go r.reaper.Run(reapCtx)
+	r.signals = make(chan os.Signal, 4)
+	signal.Notify(r.signals, forwardedSignals...)
+	defer signal.Stop(r.signals)
 
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
@@ -241,6 +265,58 @@ func runRun(ctx context.Context, g *globalFlags, f *runFlags, graceSet bool, com
 	return nil
 }
 
+// forwardedSignals are passed on to CMD, as a minimal init would.
+var forwardedSignals = []os.Signal{syscall.SIGHUP, syscall.SIGUSR1, syscall.SIGUSR2, syscall.SIGWINCH}
+
+// pauseBeforeArmingEnv names a test-only hook: a duration for which `run`
+// pauses between starting a child's watchdog and arming it, so that a test
+// can stop `run` at that moment.
+const pauseBeforeArmingEnv = "LEADERSHIP_TEST_PAUSE_BEFORE_ARMING"
+
+// contain sets up how the children's trees are held, and says so once.
+func (r *runner) contain() error {
+	reaper, err := contain.NewReaper(r.log)
+	if err != nil {
+		return withCode(exitFailure, err)
+	}
+	r.reaper = reaper
+	tree := "process tree: the watchdog, the command's parent, is a child subreaper and kills and reaps every descendant; 'run' is a subreaper too"
+	if os.Getpid() == 1 {
+		tree += "; as PID 1, 'run' reaps every orphan of the PID namespace"
+	}
+	if r.f.containment != "tree" {
+		cg, err := contain.DetectCgroups()
+		switch {
+		case err == nil:
+			r.cgroups = cg
+			r.log.Info("containment: cgroup v2 sub-cgroup per child (cgroup.kill, cgroup.events) and "+tree, "cgroup", cg.Dir())
+		case r.f.containment == "cgroup":
+			return withCode(exitFailure, fmt.Errorf("--containment cgroup: %w; use --containment tree or auto, or delegate a writable cgroup v2 directory to this process", err))
+		default:
+			r.log.Info("containment: "+tree+"; no cgroup v2 (escapes through privileged helpers are not contained)", "why", err.Error())
+		}
+	} else {
+		r.log.Info("containment: " + tree + " (--containment tree)")
+	}
+	if v := os.Getenv(pauseBeforeArmingEnv); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			return usageErrorf("invalid %s %q: %v", pauseBeforeArmingEnv, v, err)
+		}
+		r.beforeArming = func() {
+			r.log.Warn("test hook: pausing between starting the watchdog and arming it", "for", d, "env", pauseBeforeArmingEnv)
+			time.Sleep(d)
+		}
+	}
+	return nil
+}
+
+// killAtOnce: the term ended because someone else wrote the Lease, and may
+// be working already.
+func killAtOnce(cause error) bool {
+	return errors.Is(cause, leadership.ErrLockLost) || errors.Is(cause, leadership.ErrLockDeleted) || errors.Is(cause, leadership.ErrIdentityClash)
+}
+
 // validated fills in the Config's defaults.
 func validated(cfg leadership.Config) (leadership.Config, error) {
 	e, err := leadership.New(nopLock{}, cfg)
@@ -264,16 +340,30 @@ func (r *runner) supervise(ctx context.Context, t leadership.Term, extra map[str
 	res, err := supervise.Run(ctx, supervise.Options{
 		Command:   r.command,
 		Env:       env,
-		Stdin:     nil,
-		Stdout:    r.stdout,
-		Stderr:    r.stderr,
 		Remaining: t.Remaining,
 		Grace:     r.f.grace,
-		StartWatchdog: func() (*watchdog.Client, error) {
-			return watchdog.Start(r.exe, []string{"internal-watchdog", "--log-format", r.logFmt}, r.stderr)
+		StartWatchdog: func(command, env []string, cgroup string) (*watchdog.Client, error) {
+			args := []string{"internal-watchdog", "--log-format", r.logFmt}
+			if cgroup != "" {
+				args = append(args, "--cgroup", cgroup)
+			}
+			return watchdog.Start(watchdog.Options{
+				Exe:    r.exe,
+				Args:   append(append(args, "--"), command...),
+				Env:    env,
+				Stdout: r.stdout,
+				Stderr: r.stderr,
+				Spawn:  r.reaper.Spawn,
+				Exited: r.reaper.Disown,
+			})
 		},
-		Kill:   r.kill,
-		Logger: r.log,
+		Reaper:       r.reaper,
+		Cgroups:      r.cgroups,
+		KillAtOnce:   killAtOnce,
+		Kill:         r.kill,
+		Signals:      r.signals,
+		BeforeArming: r.beforeArming,
+		Logger:       r.log,
 	})
 	if res.Started {
 		r.log.Info("the command ended", "token", t.Token, "status", res.String(), "ran", res.Ran.Round(time.Millisecond), "stoppedByUs", res.Stopped)
