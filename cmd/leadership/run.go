@@ -40,19 +40,44 @@ runs CMD at any moment.
 CMD's environment adds LEADERSHIP_LEASE, LEADERSHIP_NAMESPACE,
 LEADERSHIP_IDENTITY and LEADERSHIP_TOKEN (the term's fencing token: pass it to
 the stores CMD writes to, and have them refuse tokens lower than the highest
-they have seen). CMD runs in a process group of its own.
+they have seen). CMD runs in a session of its own, with stdin /dev/null.
 
-The rule: CMD and everything in its process group is dead before the term's
-validity ends, so before any other replica can lead. When the term ends (the
-Lease is lost or handed over, or 'leadership run' is asked to stop), the group
-gets SIGTERM, then SIGKILL once --grace has passed or 100ms before the validity
-ends, whichever comes first. If renewals keep failing until only --grace (plus
-200ms) of validity is left, the group gets SIGTERM then, so that CMD still has
-its grace before the hard deadline; --grace is thus also how early a leader
-that cannot renew starts to stop. This holds even if 'leadership run' itself
-is killed (the kernel kills CMD with it, and a watchdog process kills the rest
-of the group) or stopped with SIGSTOP (the watchdog, told the deadline after
-every renewal, kills the group when it passes).
+The rule: CMD and every process it started, whatever session or process group
+it moved to (setsid, a double fork, set -m), is dead before the term's
+validity ends, so before any other replica can lead, and the Lease is released
+only once all of them are confirmed gone (reaped, or the cgroup empty). When
+the term ends (the Lease is handed over, or 'leadership run' is asked to stop)
+the tree gets SIGTERM, then SIGKILL once --grace has passed or 100ms before
+the validity ends, whichever comes first. When the term ends because someone
+else wrote the Lease (taken over, deleted, the same identity elsewhere), the
+tree gets SIGKILL at once: a successor may be working already. If renewals
+keep failing until only --grace (plus 200ms) of validity is left, the tree
+gets SIGTERM then, so that CMD still has its grace before the hard deadline;
+--grace is thus also how early a leader that cannot renew starts to stop.
+
+How: CMD is started by a watchdog process ('leadership internal-watchdog'),
+only once it holds the term's deadline. The watchdog is CMD's parent and a
+child subreaper, so every orphan below CMD is re-parented to it; it kills the
+whole tree at the deadline even if 'leadership run' is stopped (SIGSTOP) and
+at once if 'leadership run' dies (kill -9), and reaps it. Where a cgroup v2
+sub-cgroup can be created (--containment auto or cgroup), CMD starts in one,
+killed with cgroup.kill and waited for until empty. 'leadership run' never
+waits on its watchdog: one that stops answering for 2s is lost, and then
+'leadership run' kills it and the tree itself (it is a subreaper too) and
+steps down. The log says at start which containment is in force.
+
+Not contained: a process that leaves the tree and the cgroup with privileges
+(a setuid helper, or root writing another cgroup's cgroup.procs, or a request
+to a daemon outside, such as systemd-run or docker run, to start it); a
+process in uninterruptible sleep (state D), which no signal ends before it
+wakes ('leadership run' then does not release, but the validity still runs
+out); and the tree, if the watchdog and 'leadership run' are both killed at
+once, unless CMD is in a cgroup that someone else kills, or 'leadership run'
+is PID 1 of its PID namespace (the kernel then kills the namespace).
+
+As PID 1 (a container without an init), 'leadership run' reaps every orphan
+re-parented to it, as an init does. SIGHUP, SIGUSR1, SIGUSR2 and SIGWINCH are
+forwarded to CMD.
 
 Without --every, CMD is a long-running program: if it exits while this replica
 leads, it is restarted with exponential backoff (1s up to --max-backoff); with

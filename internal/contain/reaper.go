@@ -77,7 +77,10 @@ func (r *Reaper) Disown(pid int) {
 func (r *Reaper) adopted(procs []Proc) []Proc {
 	var out []Proc
 	for _, p := range procs {
-		if p.PPid == r.self && p.Pgid != r.pgid && !r.owned[p.Pid] {
+		// A group outside this PID namespace reads as 0: such a group
+		// cannot be told from this process's own, and is reaped.
+		own := p.Pgid == r.pgid && r.pgid != 0
+		if p.PPid == r.self && !own && !r.owned[p.Pid] {
 			out = append(out, p)
 		}
 	}
