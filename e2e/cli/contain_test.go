@@ -77,13 +77,14 @@ func exists(pid int) bool {
 	return err == nil
 }
 
-// launchDaemonReplicas starts `leadership run` replicas around daemonScript.
-func launchDaemonReplicas(t *testing.T, lease string, ids ...string) (map[string]*proc, string) {
+// launchDaemonReplicas starts `leadership run` replicas around daemonScript,
+// with the --containment given.
+func launchDaemonReplicas(t *testing.T, lease, containment string, ids ...string) (map[string]*proc, string) {
 	t.Helper()
 	cmd, work := daemonWork(t)
 	procs := map[string]*proc{}
 	for _, id := range ids {
-		args := append([]string{"run", "--lease", lease, "--identity", id, "--lease-duration", "3s", "--grace", "500ms", "--"}, cmd...)
+		args := append([]string{"run", "--lease", lease, "--identity", id, "--lease-duration", "3s", "--grace", "500ms", "--containment", containment, "--"}, cmd...)
 		procs[id] = start(t, id, args...)
 	}
 	return procs, work
@@ -112,10 +113,11 @@ func stopAll(t *testing.T, lease string, procs map[string]*proc) {
 
 // TestDaemonsDieOnHandover: a handover moves the Lease while the leader's
 // work has daemonized; the daemons are dead before the next leader's work
-// starts, and none of them wrote after it did.
+// starts, and none of them wrote after it did. The process tree alone
+// (--containment tree) must do: many hosts have no writable cgroup.
 func TestDaemonsDieOnHandover(t *testing.T) {
 	lease := e2etest.LeaseName(t)
-	procs, work := launchDaemonReplicas(t, lease, "a", "b")
+	procs, work := launchDaemonReplicas(t, lease, "tree", "a", "b")
 	first := waitStart(t, work, 0, time.Minute)
 	waitDaemons(t, work, first.token)
 	if code, _, stderr := run(t, "handover", "--lease", lease); code != 0 {
@@ -131,19 +133,24 @@ func TestDaemonsDieOnHandover(t *testing.T) {
 }
 
 // TestDaemonsDieWhenRunIsKilled: kill -9 of the leader's `leadership run`;
-// its work's daemons die with it, before the next leader's work starts.
+// its work's daemons die with it, before the next leader's work starts;
+// with the process tree alone and with a cgroup where one can be made.
 func TestDaemonsDieWhenRunIsKilled(t *testing.T) {
-	lease := e2etest.LeaseName(t)
-	procs, work := launchDaemonReplicas(t, lease, "a", "b")
-	first := waitStart(t, work, 0, time.Minute)
-	waitDaemons(t, work, first.token)
-	procs[first.who].signal(t, syscall.SIGKILL)
-	second := waitStart(t, work, first.token, time.Minute)
-	deadBy(t, work, first.token, "when the next term's work started")
-	waitDaemons(t, work, second.token)
-	stopAll(t, lease, procs)
-	checkNoOverlap(t, readWork(t, work))
-	deadBy(t, work, second.token, "after every replica stopped")
+	for _, containment := range []string{"tree", "auto"} {
+		t.Run(containment, func(t *testing.T) {
+			lease := e2etest.LeaseName(t)
+			procs, work := launchDaemonReplicas(t, lease, containment, "a", "b")
+			first := waitStart(t, work, 0, time.Minute)
+			waitDaemons(t, work, first.token)
+			procs[first.who].signal(t, syscall.SIGKILL)
+			second := waitStart(t, work, first.token, time.Minute)
+			deadBy(t, work, first.token, "when the next term's work started")
+			waitDaemons(t, work, second.token)
+			stopAll(t, lease, procs)
+			checkNoOverlap(t, readWork(t, work))
+			deadBy(t, work, second.token, "after every replica stopped")
+		})
+	}
 }
 
 // TestLostLeaseKillsAtOnce: someone else writes the Lease while the leader
