@@ -189,6 +189,12 @@ func TestLostLeaseKillsAtOnce(t *testing.T) {
 			pids = append(pids, w.pid)
 		}
 	}
+	e2etest.Eventually(t, time.Minute, "the lost leader's command to be gone", func() bool { return !exists(first.pid) })
+	for _, w := range readWork(t, work) {
+		if w.token == first.token && w.kind == "end" {
+			t.Errorf("the lost leader's work got SIGTERM (an end line): it must be killed at once, without --grace")
+		}
+	}
 	e2etest.Eventually(t, time.Minute, "token "+strconv.FormatUint(first.token, 10)+"'s processes to be gone", func() bool {
 		for _, pid := range pids {
 			if exists(pid) {
@@ -198,11 +204,6 @@ func TestLostLeaseKillsAtOnce(t *testing.T) {
 		return true
 	})
 	t.Logf("the lost leader's tree was gone %v after the foreign write", time.Since(written).Round(time.Millisecond))
-	for _, w := range readWork(t, work) {
-		if w.token == first.token && w.kind == "end" {
-			t.Errorf("the lost leader's work got SIGTERM (an end line): it must be killed at once, without --grace")
-		}
-	}
 	second := waitStart(t, work, first.token, time.Minute)
 	deadBy(t, work, first.token, "when the next term's work started")
 	t.Logf("%s leads with token %d", second.who, second.token)
