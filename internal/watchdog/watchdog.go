@@ -173,6 +173,12 @@ func Serve(ctx context.Context, in io.Reader, out io.Writer, spec Spec, log *slo
 	for {
 		w.step()
 		if w.gone && inputEnded {
+			if failure != nil && w.cg != nil {
+				// The supervisor, which removes the cgroup, is gone.
+				if err := w.cg.Remove(); err != nil {
+					w.log.Warn("watchdog: cannot remove the command's cgroup", "error", err)
+				}
+			}
 			return failure
 		}
 		timer.Reset(w.wait())

@@ -245,18 +245,32 @@ func TestExitKillsLeftovers(t *testing.T) {
 }
 
 // TestSupervisorGoneKillsTree: the pipe closes without a stop, as when the
-// supervisor is killed: the whole tree dies at once.
+// supervisor is killed: the whole tree dies at once, and the watchdog
+// removes the cgroup the supervisor can no longer remove.
 func TestSupervisorGoneKillsTree(t *testing.T) {
-	pidFile := filepath.Join(t.TempDir(), "pids")
-	c := start(t, "", daemons(pidFile))
-	c.SetDeadline(In(time.Hour), time.Second)
-	pids := readPids(t, pidFile, 2)
-	c.shut() // closes the pipe, as the kernel does for a killed supervisor
-	wait(t, c.Exited(), "the watchdog's exit")
-	for _, p := range pids {
-		if exists(p) {
-			t.Errorf("daemon %d outlived its supervisor", p)
-		}
+	for _, mode := range []string{"tree", "cgroup"} {
+		t.Run(mode, func(t *testing.T) {
+			cg := ""
+			if mode == "cgroup" {
+				cg = testCgroup(t)
+			}
+			pidFile := filepath.Join(t.TempDir(), "pids")
+			c := start(t, cg, daemons(pidFile))
+			c.SetDeadline(In(time.Hour), time.Second)
+			pids := readPids(t, pidFile, 2)
+			c.shut() // closes the pipe, as the kernel does for a killed supervisor
+			wait(t, c.Exited(), "the watchdog's exit")
+			for _, p := range pids {
+				if exists(p) {
+					t.Errorf("daemon %d outlived its supervisor", p)
+				}
+			}
+			if cg != "" {
+				if _, err := os.Stat(cg); !os.IsNotExist(err) {
+					t.Errorf("cgroup %s left behind (%v)", cg, err)
+				}
+			}
+		})
 	}
 }
 
