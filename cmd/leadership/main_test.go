@@ -30,6 +30,7 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"run", "--lease", "x", "--every", "100ms", "--", "true"}, "invalid --every"},
 		{[]string{"run", "--lease", "x", "--every", "1m", "--exit-with-child", "--", "true"}, "--exit-with-child does not go with --every"},
 		{[]string{"run", "--lease", "x", "--", "no-such-command-here"}, `cannot run "no-such-command-here"`},
+		{[]string{"run", "--lease", "x", "--containment", "box", "--", "true"}, `invalid --containment "box": use auto, cgroup or tree`},
 		{[]string{"run", "--lease", "x", "--identity", " padded", "--", "true"}, "invalid --identity"},
 		{[]string{"status"}, "--lease NAME or --all is required"},
 		{[]string{"status", "--lease", "x", "--all"}, "either --lease NAME or --all"},

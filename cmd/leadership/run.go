@@ -19,6 +19,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/wait"
 
 	"github.com/leadership-dev/leadership"
+	"github.com/leadership-dev/leadership/internal/contain"
 	"github.com/leadership-dev/leadership/internal/supervise"
 	"github.com/leadership-dev/leadership/internal/watchdog"
 )
@@ -29,6 +30,7 @@ type runFlags struct {
 	every         time.Duration
 	exitWithChild bool
 	maxBackoff    time.Duration
+	containment   string
 }
 
 const runLong = `Run CMD only while this replica leads the Lease. The replicas of a
@@ -38,19 +40,44 @@ runs CMD at any moment.
 CMD's environment adds LEADERSHIP_LEASE, LEADERSHIP_NAMESPACE,
 LEADERSHIP_IDENTITY and LEADERSHIP_TOKEN (the term's fencing token: pass it to
 the stores CMD writes to, and have them refuse tokens lower than the highest
-they have seen). CMD runs in a process group of its own.
+they have seen). CMD runs in a session of its own, with stdin /dev/null.
 
-The rule: CMD and everything in its process group is dead before the term's
-validity ends, so before any other replica can lead. When the term ends (the
-Lease is lost or handed over, or 'leadership run' is asked to stop), the group
-gets SIGTERM, then SIGKILL once --grace has passed or 100ms before the validity
-ends, whichever comes first. If renewals keep failing until only --grace (plus
-200ms) of validity is left, the group gets SIGTERM then, so that CMD still has
-its grace before the hard deadline; --grace is thus also how early a leader
-that cannot renew starts to stop. This holds even if 'leadership run' itself
-is killed (the kernel kills CMD with it, and a watchdog process kills the rest
-of the group) or stopped with SIGSTOP (the watchdog, told the deadline after
-every renewal, kills the group when it passes).
+The rule: CMD and every process it started, whatever session or process group
+it moved to (setsid, a double fork, set -m), is dead before the term's
+validity ends, so before any other replica can lead, and the Lease is released
+only once all of them are confirmed gone (reaped, or the cgroup empty). When
+the term ends (the Lease is handed over, or 'leadership run' is asked to stop)
+the tree gets SIGTERM, then SIGKILL once --grace has passed or 100ms before
+the validity ends, whichever comes first. When the term ends because someone
+else wrote the Lease (taken over, deleted, the same identity elsewhere), the
+tree gets SIGKILL at once: a successor may be working already. If renewals
+keep failing until only --grace (plus 200ms) of validity is left, the tree
+gets SIGTERM then, so that CMD still has its grace before the hard deadline;
+--grace is thus also how early a leader that cannot renew starts to stop.
+
+How: CMD is started by a watchdog process ('leadership internal-watchdog'),
+only once it holds the term's deadline. The watchdog is CMD's parent and a
+child subreaper, so every orphan below CMD is re-parented to it; it kills the
+whole tree at the deadline even if 'leadership run' is stopped (SIGSTOP) and
+at once if 'leadership run' dies (kill -9), and reaps it. Where a cgroup v2
+sub-cgroup can be created (--containment auto or cgroup), CMD starts in one,
+killed with cgroup.kill and waited for until empty. 'leadership run' never
+waits on its watchdog: one that stops answering for 2s is lost, and then
+'leadership run' kills it and the tree itself (it is a subreaper too) and
+steps down. The log says at start which containment is in force.
+
+Not contained: a process that leaves the tree and the cgroup with privileges
+(a setuid helper, or root writing another cgroup's cgroup.procs, or a request
+to a daemon outside, such as systemd-run or docker run, to start it); a
+process in uninterruptible sleep (state D), which no signal ends before it
+wakes ('leadership run' then does not release, but the validity still runs
+out); and the tree, if the watchdog and 'leadership run' are both killed at
+once, unless CMD is in a cgroup that someone else kills, or 'leadership run'
+is PID 1 of its PID namespace (the kernel then kills the namespace).
+
+As PID 1 (a container without an init), 'leadership run' reaps every orphan
+re-parented to it, as an init does. SIGHUP, SIGUSR1, SIGUSR2 and SIGWINCH are
+forwarded to CMD.
 
 Without --every, CMD is a long-running program: if it exits while this replica
 leads, it is restarted with exponential backoff (1s up to --max-backoff); with
@@ -106,6 +133,7 @@ func newRunCmd(g *globalFlags, stdout, stderr io.Writer) *cobra.Command {
 	fs.DurationVar(&f.every, "every", 0, "run CMD once per this interval (plus up to 10% jitter) instead of keeping it running")
 	fs.BoolVar(&f.exitWithChild, "exit-with-child", false, "when CMD exits by itself, release the Lease and exit with its status instead of restarting it")
 	fs.DurationVar(&f.maxBackoff, "max-backoff", 30*time.Second, "longest pause before restarting a CMD that keeps exiting")
+	fs.StringVar(&f.containment, "containment", "auto", "how CMD's tree is held: cgroup (a cgroup v2 sub-cgroup, cgroup.kill, and the process tree), tree (the process tree only), auto (cgroup where one can be created)")
 	return cmd
 }
 
@@ -126,18 +154,23 @@ func maxGrace(cfg leadership.Config) time.Duration {
 
 // runner is one `leadership run`.
 type runner struct {
-	c        *campaign
-	f        *runFlags
-	command  []string
-	stdout   io.Writer
-	stderr   io.Writer
-	log      *slog.Logger
-	exe      string
-	logFmt   string
-	kill     chan struct{}
-	stopRun  context.CancelFunc
-	mu       sync.Mutex
-	childEnd *supervise.Result // set with --exit-with-child
+	c       *campaign
+	f       *runFlags
+	command []string
+	stdout  io.Writer
+	stderr  io.Writer
+	log     *slog.Logger
+	exe     string
+	logFmt  string
+	kill    chan struct{}
+	stopRun context.CancelFunc
+	reaper  *contain.Reaper
+	cgroups *contain.Cgroups
+	signals chan os.Signal
+	// beforeArming is the test hook LEADERSHIP_TEST_PAUSE_BEFORE_ARMING.
+	beforeArming func()
+	mu           sync.Mutex
+	childEnd     *supervise.Result // set with --exit-with-child
 }
 
 func runRun(ctx context.Context, g *globalFlags, f *runFlags, graceSet bool, command []string, stdout, stderr io.Writer) error {
@@ -152,6 +185,11 @@ func runRun(ctx context.Context, g *globalFlags, f *runFlags, graceSet bool, com
 	}
 	if f.grace < 0 {
 		return usageErrorf("invalid --grace %v: must not be negative", f.grace)
+	}
+	switch f.containment {
+	case "auto", "cgroup", "tree":
+	default:
+		return usageErrorf("invalid --containment %q: use auto, cgroup or tree", f.containment)
 	}
 	cfg, err := f.config(g.log)
 	if err != nil {
@@ -187,6 +225,17 @@ func runRun(ctx context.Context, g *globalFlags, f *runFlags, graceSet bool, com
 	defer stopRun()
 	r := &runner{c: c, f: f, command: command, stdout: stdout, stderr: stderr, log: c.log,
 		exe: exe, logFmt: g.logFormat, kill: make(chan struct{}), stopRun: stopRun}
+	if err := r.contain(); err != nil {
+		return err
+	}
+	// Like init: reap whatever is re-parented to this process until it
+	// exits, and pass on the signals it does not act on itself.
+	reapCtx, stopReaping := context.WithCancel(context.Background())
+	defer stopReaping()
+	go r.reaper.Run(reapCtx)
+	r.signals = make(chan os.Signal, 4)
+	signal.Notify(r.signals, forwardedSignals...)
+	defer signal.Stop(r.signals)
 
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
@@ -241,6 +290,58 @@ func runRun(ctx context.Context, g *globalFlags, f *runFlags, graceSet bool, com
 	return nil
 }
 
+// forwardedSignals are passed on to CMD, as a minimal init would.
+var forwardedSignals = []os.Signal{syscall.SIGHUP, syscall.SIGUSR1, syscall.SIGUSR2, syscall.SIGWINCH}
+
+// pauseBeforeArmingEnv names a test-only hook: a duration for which `run`
+// pauses between starting a child's watchdog and arming it, so that a test
+// can stop `run` at that moment.
+const pauseBeforeArmingEnv = "LEADERSHIP_TEST_PAUSE_BEFORE_ARMING"
+
+// contain sets up how the children's trees are held, and says so once.
+func (r *runner) contain() error {
+	reaper, err := contain.NewReaper(r.log)
+	if err != nil {
+		return withCode(exitFailure, err)
+	}
+	r.reaper = reaper
+	tree := "process tree: the watchdog, the command's parent, is a child subreaper and kills and reaps every descendant; 'run' is a subreaper too"
+	if os.Getpid() == 1 {
+		tree += "; as PID 1, 'run' reaps every orphan of the PID namespace"
+	}
+	if r.f.containment != "tree" {
+		cg, err := contain.DetectCgroups()
+		switch {
+		case err == nil:
+			r.cgroups = cg
+			r.log.Info("containment: cgroup v2 sub-cgroup per child (cgroup.kill, cgroup.events) and "+tree, "cgroup", cg.Dir())
+		case r.f.containment == "cgroup":
+			return withCode(exitFailure, fmt.Errorf("--containment cgroup: %w; use --containment tree or auto, or delegate a writable cgroup v2 directory to this process", err))
+		default:
+			r.log.Info("containment: "+tree+"; no cgroup v2 (escapes through privileged helpers are not contained)", "why", err.Error())
+		}
+	} else {
+		r.log.Info("containment: " + tree + " (--containment tree)")
+	}
+	if v := os.Getenv(pauseBeforeArmingEnv); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			return usageErrorf("invalid %s %q: %v", pauseBeforeArmingEnv, v, err)
+		}
+		r.beforeArming = func() {
+			r.log.Warn("test hook: pausing between starting the watchdog and arming it", "for", d, "env", pauseBeforeArmingEnv)
+			time.Sleep(d)
+		}
+	}
+	return nil
+}
+
+// killAtOnce: the term ended because someone else wrote the Lease, and may
+// be working already.
+func killAtOnce(cause error) bool {
+	return errors.Is(cause, leadership.ErrLockLost) || errors.Is(cause, leadership.ErrLockDeleted) || errors.Is(cause, leadership.ErrIdentityClash)
+}
+
 // validated fills in the Config's defaults.
 func validated(cfg leadership.Config) (leadership.Config, error) {
 	e, err := leadership.New(nopLock{}, cfg)
@@ -264,16 +365,30 @@ func (r *runner) supervise(ctx context.Context, t leadership.Term, extra map[str
 	res, err := supervise.Run(ctx, supervise.Options{
 		Command:   r.command,
 		Env:       env,
-		Stdin:     nil,
-		Stdout:    r.stdout,
-		Stderr:    r.stderr,
 		Remaining: t.Remaining,
 		Grace:     r.f.grace,
-		StartWatchdog: func() (*watchdog.Client, error) {
-			return watchdog.Start(r.exe, []string{"internal-watchdog", "--log-format", r.logFmt}, r.stderr)
+		StartWatchdog: func(command, env []string, cgroup string) (*watchdog.Client, error) {
+			args := []string{"internal-watchdog", "--log-format", r.logFmt}
+			if cgroup != "" {
+				args = append(args, "--cgroup", cgroup)
+			}
+			return watchdog.Start(watchdog.Options{
+				Exe:    r.exe,
+				Args:   append(append(args, "--"), command...),
+				Env:    env,
+				Stdout: r.stdout,
+				Stderr: r.stderr,
+				Spawn:  r.reaper.Spawn,
+				Exited: r.reaper.Disown,
+			})
 		},
-		Kill:   r.kill,
-		Logger: r.log,
+		Reaper:       r.reaper,
+		Cgroups:      r.cgroups,
+		KillAtOnce:   killAtOnce,
+		Kill:         r.kill,
+		Signals:      r.signals,
+		BeforeArming: r.beforeArming,
+		Logger:       r.log,
 	})
 	if res.Started {
 		r.log.Info("the command ended", "token", t.Token, "status", res.String(), "ran", res.Ran.Round(time.Millisecond), "stoppedByUs", res.Stopped)

@@ -65,11 +65,26 @@ type proc struct {
 // output is shown if the test fails.
 func start(t *testing.T, name string, args ...string) *proc {
 	t.Helper()
+	return startEnv(t, name, nil, args...)
+}
+
+// startEnv is start with extra environment variables.
+func startEnv(t *testing.T, name string, env []string, args ...string) *proc {
+	t.Helper()
 	if !contains(args, "--kubeconfig") {
 		args = append([]string{args[0], "--kubeconfig", adminKubeconfig}, args[1:]...)
 	}
-	p := &proc{name: name, cmd: exec.Command(bin, args...), done: make(chan struct{})}
+	return startProgram(t, name, env, bin, args...)
+}
+
+// startProgram runs any program as start does.
+func startProgram(t *testing.T, name string, env []string, program string, args ...string) *proc {
+	t.Helper()
+	p := &proc{name: name, cmd: exec.Command(program, args...), done: make(chan struct{})}
 	p.cmd.Stdout, p.cmd.Stderr = &p.stdout, &p.stderr
+	if env != nil {
+		p.cmd.Env = append(os.Environ(), env...)
+	}
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}

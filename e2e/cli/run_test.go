@@ -13,14 +13,16 @@ import (
 )
 
 // workScript is the leader's critical work: it appends lines tagged with
-// its term's token to a shared file, from the shell and from a background
-// grandchild, every 20 ms. On SIGTERM it notes "end" and keeps working,
-// like a task slow to stop, so only the SIGKILL at the deadline ends it —
-// the hardest case for the rule that it must be dead before the next term.
+// its term's token to a shared file, from the shell, from a background
+// grandchild and from a daemon that left for a session of its own, every
+// 20 ms. On SIGTERM it notes "end" and keeps working, like a task slow to
+// stop, so only the SIGKILL at the deadline ends it — the hardest case for
+// the rule that it must be dead before the next term.
 const workScript = `#!/bin/sh
 f=$1
 echo "$LEADERSHIP_TOKEN start $LEADERSHIP_IDENTITY $$ $(date +%s%N)" >> "$f"
 ( trap '' TERM; while :; do echo "$LEADERSHIP_TOKEN tick-bg $LEADERSHIP_IDENTITY $$" >> "$f"; sleep 0.02; done ) &
+setsid sh -c 'trap "" TERM INT HUP; while :; do echo "$LEADERSHIP_TOKEN daemon $LEADERSHIP_IDENTITY $$" >> "$1"; sleep 0.02; done' sh "$f" </dev/null >/dev/null 2>&1 &
 echo "$LEADERSHIP_TOKEN child $! " >> "$f"
 trap 'echo "$LEADERSHIP_TOKEN end $LEADERSHIP_IDENTITY $$ $(date +%s%N)" >> "$f"' TERM
 while :; do echo "$LEADERSHIP_TOKEN tick $LEADERSHIP_IDENTITY $$" >> "$f"; sleep 0.02; done

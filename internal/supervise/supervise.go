@@ -1,41 +1,55 @@
-// Package supervise runs a command for the length of a leadership term: in
-// a process group of its own, dying with its supervisor, stopped with
-// SIGTERM and then SIGKILL so that the whole group is gone before the
-// term's validity ends — also when the supervisor itself is stopped or
-// killed, thanks to a watchdog process that holds the deadline.
+// Package supervise runs a command for the length of a leadership term and
+// makes sure that the command and everything it started — whatever session
+// or process group it moved to — is dead before the term's validity ends,
+// and confirmed dead before Run returns (so before the term is released).
+//
+// The command is run by a watchdog process (package watchdog): its parent,
+// a child subreaper that holds the term's deadline, so that the tree dies
+// on time also when the supervisor is stopped or killed. The command starts
+// only once the watchdog holds the deadline. The supervisor never blocks on
+// the watchdog: a watchdog that stops answering is lost, and then the
+// supervisor kills it and the tree itself (it is a subreaper too, so the
+// tree comes to it), in a cgroup v2 sub-cgroup with cgroup.kill where one
+// could be made.
 package supervise
 
 import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
-	"os/exec"
-	"runtime"
 	"sort"
 	"strings"
 	"syscall"
 	"time"
 
+	"github.com/leadership-dev/leadership/internal/contain"
 	"github.com/leadership-dev/leadership/internal/watchdog"
 )
 
 // KillLead is how long before the end of the term's validity the child's
-// process group is killed at the latest. It absorbs the delay between a
-// timer firing and the kernel delivering the signal on a busy machine, so
-// the group is dead before any successor could start.
+// tree is killed at the latest. It absorbs the delay between a timer
+// firing and the kernel delivering the signal on a busy machine, so the
+// tree is dead before any successor could start.
 const KillLead = 100 * time.Millisecond
 
 // tick is how often the supervisor passes the term's deadline to the
 // watchdog and checks whether the term is about to run out.
 const tick = 50 * time.Millisecond
 
+// keepAlive is how often the deadline is sent even when it did not move,
+// so that a watchdog that stopped answering is noticed.
+const keepAlive = 250 * time.Millisecond
+
 // Margin is how much validity, beyond Grace, a term needs for the child to
 // be started, and when the supervisor stops the child because renewals are
 // failing: when the remaining validity falls to Grace + Margin.
 const Margin = KillLead + 2*tick
+
+// StartWatchdog starts the watchdog process that is to run command with env
+// (in the cgroup v2 directory cgroup, unless it is "").
+type StartWatchdog func(command, env []string, cgroup string) (*watchdog.Client, error)
 
 // Options say what to run and under which term.
 type Options struct {
@@ -43,9 +57,6 @@ type Options struct {
 	Command []string
 	// Env is the child's whole environment.
 	Env []string
-	// Stdin, Stdout and Stderr are the child's; nil means /dev/null.
-	Stdin          io.Reader
-	Stdout, Stderr io.Writer
 	// Remaining returns how long the term stays valid without another
 	// renewal (leadership.Term.Remaining).
 	Remaining func() time.Duration
@@ -53,9 +64,23 @@ type Options struct {
 	// more than the term's remaining validity less KillLead.
 	Grace time.Duration
 	// StartWatchdog starts the watchdog process for one child.
-	StartWatchdog func() (*watchdog.Client, error)
+	StartWatchdog StartWatchdog
+	// Reaper is this process's reaper: it kills and reaps the tree of a
+	// lost watchdog, which is re-parented to this process.
+	Reaper *contain.Reaper
+	// Cgroups, if set, makes a sub-cgroup for each child.
+	Cgroups *contain.Cgroups
+	// KillAtOnce, if set, says whether the cause of the end of a term
+	// calls for SIGKILL without a grace period (someone else holds the
+	// Lease and may be working already).
+	KillAtOnce func(cause error) bool
 	// Kill, once closed, cuts a stop short: SIGKILL at once.
 	Kill <-chan struct{}
+	// Signals are forwarded to the child while it runs.
+	Signals <-chan os.Signal
+	// BeforeArming, if set, runs after the watchdog started and before it
+	// is armed (a test hook: the child must not run before it is armed).
+	BeforeArming func()
 	// Logger receives the supervisor's logs.
 	Logger *slog.Logger
 }
@@ -102,16 +127,18 @@ func (r Result) String() string {
 	return "ended"
 }
 
-// ErrWatchdogLost reports that the watchdog process exited while the child
-// ran; the child was stopped since it could no longer be guaranteed to die
-// before the term's end if the supervisor were stopped.
-var ErrWatchdogLost = errors.New("supervise: the watchdog process exited unexpectedly; the child was stopped because it was no longer guarded")
+// ErrWatchdogLost reports that the watchdog process exited or stopped
+// answering while the child ran; the child's tree was killed since it
+// could no longer be guaranteed to die before the term's end if the
+// supervisor were stopped.
+var ErrWatchdogLost = errors.New("supervise: the watchdog process was lost; the command's tree was killed because it was no longer guarded")
 
-// Run starts the command and returns once it has exited and its process
-// group has been killed: when it exits by itself, when ctx is done, or when
+// Run starts the command and returns once it and every process it started
+// are dead and reaped: when it exits by itself, when ctx is done, or when
 // the term's remaining validity falls to Grace + Margin (renewals are
-// failing). Stopping sends SIGTERM to the group, then SIGKILL once Grace
-// has passed or at KillLead before the validity ends, whichever is first.
+// failing). Stopping sends SIGTERM to the tree, then SIGKILL once Grace
+// has passed or at KillLead before the validity ends, whichever is first;
+// SIGKILL at once when KillAtOnce says so for ctx's cause.
 func Run(ctx context.Context, o Options) (Result, error) {
 	log := o.Logger
 	if log == nil {
@@ -120,113 +147,199 @@ func Run(ctx context.Context, o Options) (Result, error) {
 	if len(o.Command) == 0 {
 		return Result{}, errors.New("supervise: no command")
 	}
+	if o.Reaper == nil {
+		return Result{}, errors.New("supervise: no reaper")
+	}
 	if ctx.Err() != nil || o.Remaining()-Margin <= o.Grace {
 		return Result{Expiring: ctx.Err() == nil}, nil
 	}
-	wd, err := o.StartWatchdog()
+	var cg *contain.Cgroup
+	if o.Cgroups != nil {
+		var err error
+		cg, err = o.Cgroups.New(fmt.Sprintf("leadership-run-%d-%d", os.Getpid(), time.Now().UnixNano()))
+		if err != nil {
+			return Result{}, fmt.Errorf("supervise: %w", err)
+		}
+	}
+	cgDir := ""
+	if cg != nil {
+		cgDir = cg.Dir
+	}
+	wd, err := o.StartWatchdog(o.Command, o.Env, cgDir)
 	if err != nil {
+		if cg != nil {
+			_ = cg.Remove()
+		}
 		return Result{}, err
 	}
-	cmd := exec.Command(o.Command[0], o.Command[1:]...)
-	cmd.Env = o.Env
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = o.Stdin, o.Stdout, o.Stderr
-	// Setpgid: a group of its own, so the child and everything it starts
-	// can be signalled at once, and a terminal's Ctrl-C reaches only the
-	// supervisor. Pdeathsig: the kernel kills the child if the thread
-	// that started it dies, which, with the thread locked below, means
-	// when the supervisor dies (even by SIGKILL).
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-
-	startErr := make(chan error, 1)
-	exited := make(chan struct{})
-	var waitErr error
-	go func() {
-		// Pdeathsig follows the thread that forked, not the process: keep
-		// this goroutine on its thread until the child has been reaped.
-		runtime.LockOSThread()
-		defer runtime.UnlockOSThread()
-		if err := cmd.Start(); err != nil {
-			startErr <- err
-			return
-		}
-		startErr <- nil
-		waitErr = cmd.Wait()
-		close(exited)
-	}()
-	if err := <-startErr; err != nil {
-		wd.Abort()
-		return Result{}, fmt.Errorf("cannot start %q: %w", o.Command[0], err)
+	if o.BeforeArming != nil {
+		o.BeforeArming()
+	}
+	s := &stopper{o: o, wd: wd, log: log}
+	var res Result
+	if o.Remaining()-Margin <= o.Grace {
+		// The hook or a busy machine took the validity.
+		res.Expiring = true
+		wd.Stop(0)
+	} else {
+		// The watchdog starts the child once it holds this deadline.
+		s.sent = deadline(o.Remaining)
+		s.sentAt = time.Now()
+		wd.SetDeadline(s.sent, o.Grace)
 	}
 	began := time.Now()
-	pgid := cmd.Process.Pid
-	log = log.With("pid", pgid)
-	res := Result{Started: true}
-
-	// From here on the group must be killed before returning.
-	sent := deadline(o.Remaining)
-	err = wd.Guard(pgid)
-	if err == nil {
-		err = wd.SetDeadline(sent, o.Grace)
-	}
-	if err != nil {
-		log.Error("cannot hand the child to its watchdog; killing it", "error", err)
-		killGroup(pgid, syscall.SIGKILL)
-		<-exited
-		killGroup(pgid, syscall.SIGKILL)
-		wd.Abort()
-		return finish(res, cmd, began, waitErr), fmt.Errorf("supervise: %w", err)
-	}
-	log.Debug("child started", "command", o.Command, "validFor", o.Remaining().Round(time.Millisecond))
 
 	t := time.NewTicker(tick)
 	defer t.Stop()
-	var stopErr error
-	watchdogExited := wd.Exited()
+	var lostErr error
+	started, done, kill := wd.Started(), ctx.Done(), o.Kill
 loop:
 	for {
 		select {
-		case <-exited:
+		case <-wd.Gone():
 			break loop
-		case <-ctx.Done():
+		case <-wd.Lost():
+			lostErr = wd.LostReason()
+			break loop
+		case <-started:
+			started = nil
+			res.Started, began = true, time.Now()
+			log.Debug("child started", "command", o.Command, "pid", wd.ChildPid(), "validFor", o.Remaining().Round(time.Millisecond))
+		case <-done:
+			done = nil
 			res.Stopped = true
-			log.Info("stopping the child: the term ended", "cause", context.Cause(ctx))
-			stopGroup(pgid, o, wd, exited, log)
-			break loop
-		case <-watchdogExited:
-			res.Stopped, stopErr = true, ErrWatchdogLost
-			log.Error("the watchdog process exited; stopping the child")
-			stopGroup(pgid, o, nil, exited, log)
-			break loop
+			s.stop(context.Cause(ctx))
+		case <-kill:
+			kill = nil
+			if s.stopping {
+				log.Warn("killing the command at once, as asked")
+				wd.Stop(0)
+			}
+		case sig := <-o.Signals:
+			if ss, ok := sig.(syscall.Signal); ok {
+				log.Info("forwarding a signal to the command", "signal", sig.String())
+				wd.Signal(ss)
+			}
 		case <-t.C:
-			if o.Remaining()-Margin <= o.Grace {
+			if !s.stopping && o.Remaining()-Margin <= o.Grace {
 				res.Stopped, res.Expiring = true, true
-				log.Warn("stopping the child: the term's validity is about to run out (renewals are failing or slow)", "remaining", o.Remaining().Round(time.Millisecond), "grace", o.Grace)
-				stopGroup(pgid, o, wd, exited, log)
-				break loop
+				log.Warn("stopping the command: the term's validity is about to run out (renewals are failing or slow)", "remaining", o.Remaining().Round(time.Millisecond), "grace", o.Grace)
+				s.stop(nil)
 			}
-			// Pass on each extension; only later deadlines need sending.
-			if d := deadline(o.Remaining); d.Mono > sent.Mono+time.Millisecond {
-				if err := wd.SetDeadline(d, o.Grace); err == nil {
-					sent = d
-				}
-			}
+			s.pass()
 		}
 	}
-	// Whatever the child left in its group goes too, before the term can
-	// be released or the watchdog dismissed.
-	killGroup(pgid, syscall.SIGKILL)
-	res = finish(res, cmd, began, waitErr)
+	if lostErr != nil {
+		res.Stopped = true
+		log.Error("the watchdog process is lost; killing the command's tree", "error", lostErr)
+		wd.Kill()
+		// The tree is now this process's (it is a subreaper).
+		if cg != nil {
+			_ = cg.Kill()
+		}
+		if err := o.Reaper.KillAdopted(context.Background()); err != nil {
+			log.Error("cannot kill the lost watchdog's tree", "error", err)
+		}
+	} else if err := wd.Close(); err != nil {
+		log.Debug("watchdog exit", "error", err)
+	}
+	if cg != nil {
+		waitEmpty(cg, log)
+	}
 	select {
-	case <-wd.Exited():
-		if stopErr == nil && !res.Stopped {
-			stopErr = ErrWatchdogLost
+	case <-wd.Started():
+		res.Started = true
+	default:
+	}
+	res.Ran = time.Since(began)
+	select {
+	case <-wd.ChildExited():
+		ws := wd.Status()
+		if ws.Signaled() {
+			res.Signal = ws.Signal()
+		} else {
+			res.Exited, res.ExitCode = true, ws.ExitStatus()
 		}
 	default:
-		if err := wd.Close(); err != nil {
-			log.Debug("watchdog exit", "error", err)
-		}
 	}
-	return res, stopErr
+	if lostErr != nil {
+		return res, fmt.Errorf("%w: %v", ErrWatchdogLost, lostErr)
+	}
+	if e := wd.StartError(); e != "" {
+		return res, fmt.Errorf("cannot start %q: %s", o.Command[0], e)
+	}
+	return res, nil
+}
+
+// waitEmpty kills what is left in the cgroup until it is empty, then
+// removes it. Its processes are dead when the watchdog reported the tree
+// gone, unless one escaped the tree but not the cgroup.
+func waitEmpty(cg *contain.Cgroup, log *slog.Logger) {
+	for i := 0; ; i++ {
+		populated, err := cg.Populated()
+		if err != nil {
+			log.Error("cannot read the command's cgroup", "error", err)
+			return
+		}
+		if !populated {
+			break
+		}
+		if i == 0 {
+			log.Warn("processes of the command's cgroup outlived its tree; killing them", "cgroup", cg.Dir)
+		}
+		_ = cg.Kill()
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err := cg.Remove(); err != nil {
+		log.Warn("cannot remove the command's cgroup", "error", err)
+	}
+}
+
+// stopper passes deadlines and stops the child through the watchdog.
+type stopper struct {
+	o        Options
+	wd       *watchdog.Client
+	log      *slog.Logger
+	sent     watchdog.Deadline
+	sentAt   time.Time
+	stopping bool
+}
+
+// pass sends each extension of the deadline, and the same deadline again
+// now and then so that a silent watchdog is noticed.
+func (s *stopper) pass() {
+	d := deadline(s.o.Remaining)
+	if d.Mono > s.sent.Mono+time.Millisecond || time.Since(s.sentAt) >= keepAlive {
+		if d.Mono > s.sent.Mono {
+			s.sent = d
+		}
+		s.sentAt = time.Now()
+		s.wd.SetDeadline(s.sent, s.o.Grace)
+	}
+}
+
+// stop asks the watchdog for SIGTERM, then SIGKILL after Grace or KillLead
+// before the term's end, whichever is first; SIGKILL at once when asked to
+// kill or when the term ended because someone else holds the Lease.
+func (s *stopper) stop(cause error) {
+	if s.stopping {
+		return
+	}
+	s.stopping = true
+	grace := min(s.o.Grace, s.o.Remaining()-KillLead)
+	select {
+	case <-s.o.Kill:
+		grace = 0
+	default:
+	}
+	switch {
+	case cause != nil && s.o.KillAtOnce != nil && s.o.KillAtOnce(cause):
+		s.log.Warn("killing the command at once: someone else holds the Lease and may be working already", "cause", cause)
+		grace = 0
+	case cause != nil:
+		s.log.Info("stopping the command: the term ended", "cause", cause, "grace", max(0, grace))
+	}
+	s.wd.Stop(max(0, grace))
 }
 
 // deadline is the watchdog's kill time: KillLead before the validity ends.
@@ -235,57 +348,6 @@ func deadline(remaining func() time.Duration) watchdog.Deadline {
 	m, b := watchdog.Clocks()
 	left := remaining() - KillLead
 	return watchdog.Deadline{Mono: m + left, Boot: b + left}
-}
-
-// stopGroup sends SIGTERM, then SIGKILL after Grace or KillLead before the
-// term's end, whichever is first, and waits for the child to exit. The
-// watchdog (if any) is told the kill time first, so the kill happens even
-// if this process is stopped meanwhile.
-func stopGroup(pgid int, o Options, wd *watchdog.Client, exited <-chan struct{}, log *slog.Logger) {
-	left := o.Remaining() - KillLead
-	grace := min(o.Grace, left)
-	select {
-	case <-o.Kill:
-		grace = 0
-	default:
-	}
-	if grace > 0 {
-		if wd != nil {
-			_ = wd.SetDeadline(watchdog.In(grace), 0)
-		}
-		killGroup(pgid, syscall.SIGTERM)
-		t := time.NewTimer(grace)
-		defer t.Stop()
-		select {
-		case <-exited:
-			return
-		case <-t.C:
-			log.Warn("the child did not exit within its grace period; killing it", "grace", grace)
-		case <-o.Kill:
-			log.Warn("killing the child at once, as asked")
-		}
-	}
-	killGroup(pgid, syscall.SIGKILL)
-	<-exited
-}
-
-func killGroup(pgid int, sig syscall.Signal) {
-	_ = syscall.Kill(-pgid, sig) // ESRCH: the group is gone already
-}
-
-func finish(res Result, cmd *exec.Cmd, began time.Time, waitErr error) Result {
-	res.Ran = time.Since(began)
-	ps := cmd.ProcessState
-	if ps == nil {
-		return res
-	}
-	if ws, ok := ps.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-		res.Signal = ws.Signal()
-		return res
-	}
-	res.Exited, res.ExitCode = true, ps.ExitCode()
-	_ = waitErr // the status above says all an *exec.ExitError would
-	return res
 }
 
 // Environ returns the current environment with vars set (replacing any

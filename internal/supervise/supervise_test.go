@@ -2,6 +2,8 @@ package supervise
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -11,15 +13,21 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
+	"github.com/leadership-dev/leadership/internal/contain"
 	"github.com/leadership-dev/leadership/internal/watchdog"
 )
 
 const serveArg = "supervise-test-watchdog"
 
-// The test binary doubles as the watchdog process.
+// The test binary doubles as the watchdog process:
+// supervise-test-watchdog CGROUP -- CMD [ARGS...].
 func TestMain(m *testing.M) {
-	if len(os.Args) > 1 && os.Args[1] == serveArg {
-		if err := watchdog.Serve(context.Background(), os.Stdin, slog.New(slog.NewTextHandler(os.Stderr, nil))); err != nil {
+	if len(os.Args) > 4 && os.Args[1] == serveArg && os.Args[3] == "--" {
+		unix.CloseOnExec(3)
+		spec := watchdog.Spec{Command: os.Args[4:], Cgroup: os.Args[2], Stdout: os.Stdout, Stderr: os.Stderr}
+		if err := watchdog.Serve(context.Background(), os.Stdin, os.NewFile(3, "reports"), spec, slog.New(slog.NewTextHandler(os.Stderr, nil))); err != nil {
 			os.Exit(1)
 		}
 		os.Exit(0)
@@ -29,8 +37,39 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-func startWatchdog() (*watchdog.Client, error) {
-	return watchdog.Start(os.Args[0], []string{serveArg}, os.Stderr)
+var testLog = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+
+// newReaper makes the test process a subreaper with a running reaper.
+func newReaper(t *testing.T) *contain.Reaper {
+	t.Helper()
+	r, err := contain.NewReaper(testLog)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		r.Run(ctx)
+		close(done)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+	})
+	return r
+}
+
+func starter(r *contain.Reaper) StartWatchdog {
+	return func(command, env []string, cgroup string) (*watchdog.Client, error) {
+		return watchdog.Start(watchdog.Options{
+			Exe:    os.Args[0],
+			Args:   append([]string{serveArg, cgroup, "--"}, command...),
+			Env:    env,
+			Stderr: os.Stderr,
+			Spawn:  r.Spawn,
+			Exited: r.Disown,
+		})
+	}
 }
 
 // validFor is a term that stays valid until d from now.
@@ -40,14 +79,15 @@ func validFor(d time.Duration) func() time.Duration {
 }
 
 func opts(t *testing.T, script string, remaining func() time.Duration, grace time.Duration) Options {
+	r := newReaper(t)
 	return Options{
 		Command:       []string{"sh", "-c", script},
 		Env:           Environ(map[string]string{"LEADERSHIP_LEASE": "ns/lease", "LEADERSHIP_IDENTITY": "me", "LEADERSHIP_TOKEN": "42"}),
-		Stderr:        os.Stderr,
 		Remaining:     remaining,
 		Grace:         grace,
-		StartWatchdog: startWatchdog,
-		Logger:        slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
+		StartWatchdog: starter(r),
+		Reaper:        r,
+		Logger:        testLog,
 	}
 }
 
@@ -180,5 +220,231 @@ func TestCommandNotFound(t *testing.T) {
 	o.Command = []string{"/nonexistent/leadership-test-command"}
 	if _, err := Run(context.Background(), o); err == nil || !strings.Contains(err.Error(), "cannot start") {
 		t.Fatalf("err = %v", err)
+	}
+}
+
+// exists reports whether pid is in /proc at all, zombie or not.
+func exists(pid int) bool {
+	_, err := os.Stat("/proc/" + strconv.Itoa(pid))
+	return err == nil
+}
+
+// readPids waits for n pids, one per line, in path.
+func readPids(t *testing.T, path string, n int) []int {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		b, _ := os.ReadFile(path)
+		if lines := strings.Split(string(b), "\n"); len(lines) > n {
+			pids := make([]int, n)
+			for i := range pids {
+				p, err := strconv.Atoi(strings.TrimSpace(lines[i]))
+				if err != nil {
+					t.Fatalf("%s: %v", path, err)
+				}
+				pids[i] = p
+			}
+			return pids
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no %d pids in %s", n, path)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// daemons is a script whose work leaves its process group: a setsid
+// daemon and a double-forked one in a session of its own, both ignoring
+// SIGTERM, their pids written to pids; the script itself exits on SIGTERM
+// after writing "term" to pids+".term".
+func daemons(pids string) string {
+	return `setsid sh -c 'trap "" TERM; echo $$ >> ` + pids + `; while :; do sleep 0.05; done' </dev/null &
+( setsid sh -c 'trap "" TERM; echo $$ >> ` + pids + `; while :; do sleep 0.05; done' </dev/null & )
+trap 'echo term > ` + pids + `.term; exit 0' TERM
+while :; do sleep 0.05; done`
+}
+
+// TestStopKillsDaemons: a stop reaches the daemons that left the process
+// group, and Run returns only once they are all gone.
+func TestStopKillsDaemons(t *testing.T) {
+	for _, mode := range []string{"tree", "cgroup"} {
+		t.Run(mode, func(t *testing.T) {
+			pidFile := filepath.Join(t.TempDir(), "pids")
+			o := opts(t, daemons(pidFile), validFor(time.Hour), 300*time.Millisecond)
+			if mode == "cgroup" {
+				cgs, err := contain.DetectCgroups()
+				if err != nil {
+					t.Skipf("no cgroup v2 sub-cgroup can be made here: %v", err)
+				}
+				o.Cgroups = cgs
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan Result, 1)
+			go func() {
+				res, err := Run(ctx, o)
+				if err != nil {
+					t.Error(err)
+				}
+				done <- res
+			}()
+			pids := readPids(t, pidFile, 2)
+			cancel()
+			res := <-done
+			if !res.Stopped || !res.Started {
+				t.Fatalf("result %+v, want started and stopped", res)
+			}
+			for _, p := range pids {
+				if exists(p) {
+					t.Errorf("daemon %d exists after Run returned", p)
+				}
+			}
+		})
+	}
+}
+
+var errForeign = errors.New("someone else holds the Lease")
+
+// TestKillAtOnceOnForeignWrite: when the term ends because someone else
+// wrote the Lease, the tree gets SIGKILL at once: no SIGTERM, no grace.
+func TestKillAtOnceOnForeignWrite(t *testing.T) {
+	pidFile := filepath.Join(t.TempDir(), "pids")
+	o := opts(t, daemons(pidFile), validFor(time.Hour), 20*time.Second)
+	o.KillAtOnce = func(cause error) bool { return errors.Is(cause, errForeign) }
+	ctx, cancel := context.WithCancelCause(context.Background())
+	done := make(chan Result, 1)
+	go func() {
+		res, err := Run(ctx, o)
+		if err != nil {
+			t.Error(err)
+		}
+		done <- res
+	}()
+	pids := readPids(t, pidFile, 2)
+	cancel(fmt.Errorf("term ended: %w", errForeign))
+	cancelled := time.Now()
+	res := <-done
+	if took := time.Since(cancelled); took > 10*time.Second {
+		t.Errorf("the stop took %v: the grace of 20s was waited for", took)
+	}
+	if res.Signal != syscall.SIGKILL {
+		t.Errorf("result %+v, want killed by SIGKILL", res)
+	}
+	if _, err := os.Stat(pidFile + ".term"); err == nil {
+		t.Error("the command got SIGTERM; a foreign write calls for SIGKILL at once")
+	}
+	for _, p := range pids {
+		if exists(p) {
+			t.Errorf("daemon %d exists after Run returned", p)
+		}
+	}
+}
+
+// TestLostWatchdogKillsTree: a watchdog that stops answering (SIGSTOP) is
+// lost; Run kills it and the whole tree itself and says so.
+func TestLostWatchdogKillsTree(t *testing.T) {
+	pidFile := filepath.Join(t.TempDir(), "pids")
+	r := newReaper(t)
+	o := opts(t, daemons(pidFile), validFor(time.Hour), time.Second)
+	o.Reaper = r
+	o.StartWatchdog = func(command, env []string, cgroup string) (*watchdog.Client, error) {
+		c, err := watchdog.Start(watchdog.Options{
+			Exe: os.Args[0], Args: append([]string{serveArg, cgroup, "--"}, command...), Env: env,
+			Stderr: os.Stderr, Spawn: r.Spawn, Exited: r.Disown, AckTimeout: 500 * time.Millisecond,
+		})
+		if err == nil {
+			go func() {
+				readPids(t, pidFile, 2)
+				_ = syscall.Kill(c.Pid(), syscall.SIGSTOP)
+			}()
+		}
+		return c, err
+	}
+	res, err := Run(context.Background(), o)
+	if !errors.Is(err, ErrWatchdogLost) {
+		t.Fatalf("err = %v, want ErrWatchdogLost", err)
+	}
+	if !res.Stopped {
+		t.Errorf("result %+v, want stopped", res)
+	}
+	for _, p := range readPids(t, pidFile, 2) {
+		if exists(p) {
+			t.Errorf("daemon %d exists after Run returned", p)
+		}
+	}
+}
+
+// freeze puts pid into a frozen cgroup v1 freezer: a SIGKILL then stays
+// pending and the process lives on, in uninterruptible sleep (state D),
+// until thawed — as a process blocked in the kernel would. It returns the
+// thaw function, or skips the test where there is no v1 freezer to use.
+func freeze(t *testing.T, pid int) (thaw func()) {
+	t.Helper()
+	const root = "/sys/fs/cgroup/freezer"
+	if _, err := os.Stat(filepath.Join(root, "cgroup.procs")); err != nil {
+		t.Skipf("no cgroup v1 freezer hierarchy at %s to hold a process in uninterruptible sleep", root)
+	}
+	dir := filepath.Join(root, fmt.Sprintf("leadership-test-%d-%d", os.Getpid(), time.Now().UnixNano()))
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Skipf("cannot use the cgroup v1 freezer (needs root): %v", err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "cgroup.procs"), []byte(strconv.Itoa(pid)), 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "freezer.state"), []byte("FROZEN"), 0); err != nil {
+		t.Fatal(err)
+	}
+	thawed := false
+	thaw = func() {
+		if !thawed {
+			thawed = true
+			_ = os.WriteFile(filepath.Join(dir, "freezer.state"), []byte("THAWED"), 0)
+		}
+	}
+	t.Cleanup(func() {
+		thaw()
+		for i := 0; i < 1000 && os.Remove(dir) != nil; i++ {
+			time.Sleep(10 * time.Millisecond)
+		}
+	})
+	return thaw
+}
+
+// TestReturnsOnlyOnceTreeIsDead: a descendant in uninterruptible sleep does
+// not die of SIGKILL until it leaves it. Run (and so the release) must wait
+// for it: signalled is not dead.
+func TestReturnsOnlyOnceTreeIsDead(t *testing.T) {
+	bg := filepath.Join(t.TempDir(), "bg")
+	script := `sleep 600 & echo $! > ` + bg + `; trap 'exit 0' TERM; while :; do sleep 0.05; done`
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if _, err := Run(ctx, opts(t, script, validFor(time.Hour), 200*time.Millisecond)); err != nil {
+			t.Error(err)
+		}
+	}()
+	pid := readPid(t, bg)
+	thaw := freeze(t, pid)
+	cancel()
+	// Run must not return while the frozen process exists.
+	until := time.Now().Add(2 * time.Second)
+	for time.Now().Before(until) {
+		select {
+		case <-done:
+			if exists(pid) {
+				t.Fatalf("Run returned while process %d (killed, in uninterruptible sleep) still exists", pid)
+			}
+			t.Fatalf("process %d died while frozen: the test cannot hold a process in uninterruptible sleep here", pid)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	thaw()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("Run did not return after the process was thawed")
+	}
+	if exists(pid) {
+		t.Fatalf("process %d exists after Run returned", pid)
 	}
 }

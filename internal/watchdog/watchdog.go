@@ -1,20 +1,40 @@
-// Package watchdog kills a supervised child's process group when the term it
-// runs under ends, from a process of its own. The supervisor (leadership
-// run) tells it, through a pipe, the deadline after every renewal; if the
-// supervisor is stopped (SIGSTOP, a frozen cgroup) the watchdog still kills
-// the child at the deadline, and if the supervisor dies the watchdog kills
-// the child's group at once, since nothing can renew the term any more.
+// Package watchdog runs a supervised command for one leadership term from
+// a process of its own, and makes sure that the command and everything it
+// started is dead when the term ends: also if the supervisor (leadership
+// run) is stopped (SIGSTOP, a frozen cgroup) or killed.
 //
-// The protocol is one line per message on the watchdog's standard input:
+// The watchdog process is the command's parent and a child subreaper, so
+// every descendant of the command — whatever session or process group it
+// moved to, however often it forked — stays in the watchdog's tree: an
+// orphan is re-parented to the watchdog, which reaps it. The command is
+// started only once the watchdog holds its first deadline, in a session of
+// its own, with the parent-death signal SIGKILL, and, when the supervisor
+// names one, straight into a cgroup v2 sub-cgroup (CLONE_INTO_CGROUP).
 //
-//	guard PGID        the process group to kill (sent once)
-//	deadline M B G    SIGKILL the group at CLOCK_MONOTONIC M or CLOCK_BOOTTIME
-//	                  B (nanoseconds), whichever comes first; send it SIGTERM
-//	                  G nanoseconds before that (G = 0: no SIGTERM)
-//	done              the supervisor has reaped the child and killed its
-//	                  group; exit without killing when the pipe closes
+// The supervisor writes one line per message on the watchdog's standard
+// input; each carries a sequence number that the watchdog acknowledges:
 //
-// End of input without "done" means the supervisor died.
+//	deadline SEQ M B G   SIGKILL the tree at CLOCK_MONOTONIC M or CLOCK_BOOTTIME
+//	                     B (nanoseconds), whichever comes first; SIGTERM it G
+//	                     nanoseconds before (G = 0: no SIGTERM). The first
+//	                     deadline starts the command.
+//	stop SEQ G           the term ended: SIGTERM the tree now and SIGKILL it G
+//	                     nanoseconds later (or at the deadline, if earlier);
+//	                     G = 0: SIGKILL now. Before the start: never start.
+//	signal SEQ N         forward signal N to the command
+//
+// End of input before the tree is gone means the supervisor died: SIGKILL
+// the tree at once. The watchdog reports on file descriptor 3:
+//
+//	ack SEQ              every message up to SEQ is applied
+//	started PID          the command runs as PID
+//	error TEXT           the command could not be started
+//	exited STATUS        the command exited with this wait status
+//	gone                 the command and every descendant are dead and reaped
+//	                     (and the cgroup, if any, is empty)
+//
+// When the command exits, whatever it left behind is killed at once. After
+// "gone" the watchdog exits when its input ends.
 package watchdog
 
 import (
@@ -24,12 +44,19 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
+	"os/exec"
+	"os/signal"
+	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/leadership-dev/leadership/internal/contain"
 )
 
 // Deadline is an absolute time on both clocks the watchdog watches.
@@ -68,23 +95,64 @@ func (d Deadline) left() time.Duration {
 // follow CLOCK_MONOTONIC, which stands still during a suspend.
 const poll = 250 * time.Millisecond
 
-// Serve is the watchdog process's main loop: it reads the protocol from in
-// and kills as told. It returns nil after "done" and the end of input, or
-// an error when the supervisor vanished (after killing the group) or the
-// input was malformed (also after killing the group: a watchdog that cannot
-// follow its supervisor must not leave the child unguarded).
-func Serve(ctx context.Context, in io.Reader, log *slog.Logger) error {
+// killEvery is how often a tree being killed is walked and signalled again,
+// until it is gone.
+const killEvery = 20 * time.Millisecond
+
+// Spec is the command the watchdog runs.
+type Spec struct {
+	// Command is the program (a path, or a name looked up in PATH) and its
+	// arguments.
+	Command []string
+	// Env is its environment; nil means the watchdog's own.
+	Env []string
+	// Cgroup, if set, is a cgroup v2 directory to start the command in.
+	Cgroup string
+	// Stdout and Stderr are the command's; nil means /dev/null. Its
+	// standard input is /dev/null.
+	Stdout, Stderr *os.File
+}
+
+// Serve is the watchdog process's main loop: it reads the protocol from in,
+// writes its reports to out, starts, signals and kills as told, and returns
+// once the tree is gone and in has ended: nil if the supervisor said
+// goodbye properly (the tree was gone before in ended), an error if the
+// supervisor vanished or could not be understood (after killing the tree).
+// It must be the only code of its process that starts or waits for
+// processes.
+func Serve(ctx context.Context, in io.Reader, out io.Writer, spec Spec, log *slog.Logger) error {
+	if len(spec.Command) == 0 {
+		return errors.New("watchdog: no command")
+	}
+	// The parent-death signal follows the thread that forked the command.
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	if err := contain.BecomeSubreaper(); err != nil {
+		return err
+	}
+	sigchld := make(chan os.Signal, 1)
+	signal.Notify(sigchld, syscall.SIGCHLD)
+	defer signal.Stop(sigchld)
+	rep := newReporter(out)
+	defer rep.close()
+	w := &server{spec: spec, log: log, rep: rep, self: os.Getpid()}
+	if spec.Cgroup != "" {
+		w.cg = &contain.Cgroup{Dir: spec.Cgroup}
+	}
+
 	type msg struct {
 		line string
 		err  error // non-nil: input ended (io.EOF: cleanly)
 	}
 	msgs := make(chan msg)
+	readerCtx, stopReader := context.WithCancel(ctx)
+	defer stopReader()
 	go func() {
 		sc := bufio.NewScanner(in)
 		for sc.Scan() {
 			select {
 			case msgs <- msg{line: sc.Text()}:
-			case <-ctx.Done():
+			case <-readerCtx.Done():
 				return
 			}
 		}
@@ -94,119 +162,384 @@ func Serve(ctx context.Context, in io.Reader, log *slog.Logger) error {
 		}
 		select {
 		case msgs <- msg{err: err}:
-		case <-ctx.Done():
+		case <-readerCtx.Done():
 		}
 	}()
 
-	var (
-		pgid     int
-		deadline Deadline
-		grace    time.Duration
-		armed    bool // a deadline is set
-		termSent bool
-		killed   bool
-		done     bool
-	)
-	kill := func(sig syscall.Signal, why string) {
-		if pgid <= 0 {
-			return
-		}
-		err := syscall.Kill(-pgid, sig)
-		if err != nil && !errors.Is(err, syscall.ESRCH) {
-			log.Error("watchdog: cannot signal the child's process group", "pgid", pgid, "signal", sig, "error", err)
-			return
-		}
-		if err == nil {
-			log.Warn("watchdog: signalled the child's process group", "pgid", pgid, "signal", sig.String(), "why", why)
-		}
-	}
 	timer := time.NewTimer(poll)
 	defer timer.Stop()
+	var failure error
+	inputEnded := false
 	for {
-		if armed && !killed && !done {
-			left := deadline.left()
-			if !termSent && grace > 0 && left <= grace {
-				termSent = true
-				kill(syscall.SIGTERM, "the term's validity ends within the grace period and the supervisor has not stopped the child")
+		w.step()
+		if w.gone && inputEnded {
+			if failure != nil && w.cg != nil {
+				// The supervisor, which removes the cgroup, is gone.
+				if err := w.cg.Remove(); err != nil {
+					w.log.Warn("watchdog: cannot remove the command's cgroup", "error", err)
+				}
 			}
-			if left <= 0 {
-				killed = true
-				kill(syscall.SIGKILL, "the term's validity ended")
-			}
+			return failure
 		}
-		wait := poll
-		if armed && !killed && !done {
-			left := deadline.left()
-			if !termSent && grace > 0 {
-				left -= grace
-			}
-			wait = max(0, min(wait, left))
-		}
-		timer.Reset(wait)
+		timer.Reset(w.wait())
 		select {
 		case <-ctx.Done():
+			w.killing = true
+			w.step()
 			return ctx.Err()
 		case <-timer.C:
+		case <-sigchld:
 		case m := <-msgs:
 			if m.err != nil {
-				if done && errors.Is(m.err, io.EOF) {
-					return nil
+				inputEnded = true
+				if !w.gone {
+					w.kill("the supervisor is gone")
+					failure = fmt.Errorf("watchdog: supervisor gone (input ended: %v); killed the command's tree", m.err)
 				}
-				kill(syscall.SIGKILL, "the supervisor is gone")
-				return fmt.Errorf("watchdog: supervisor gone (input ended: %v); killed process group %d", m.err, pgid)
+				continue
 			}
-			if err := apply(m.line, &pgid, &deadline, &grace, &armed, &termSent, &done); err != nil {
-				kill(syscall.SIGKILL, "the supervisor's message cannot be understood")
-				return err
+			if err := w.apply(m.line); err != nil {
+				w.kill("the supervisor's message cannot be understood")
+				failure = err
+				inputEnded = true // stop listening to a supervisor we cannot follow
 			}
 		}
 	}
 }
 
-func apply(line string, pgid *int, d *Deadline, grace *time.Duration, armed, termSent, done *bool) error {
+// server is the watchdog's state.
+type server struct {
+	spec Spec
+	log  *slog.Logger
+	rep  *reporter
+	cg   *contain.Cgroup
+	self int
+
+	deadline Deadline
+	grace    time.Duration
+	armed    bool // a deadline is set
+	termSent bool
+
+	child     int  // the command's pid, once started
+	started   bool // (or failed to start)
+	exited    bool // the command was reaped
+	stopAt    time.Time
+	stopping  bool // SIGTERM sent, SIGKILL at stopAt
+	killing   bool // SIGKILL the tree until it is gone
+	lastKill  time.Time
+	noChild   bool // wait4 found no child left
+	gone      bool
+	neverRuns bool // stopped before the start
+}
+
+func (w *server) kill(why string) {
+	if !w.killing {
+		w.log.Warn("watchdog: killing the command's tree", "why", why)
+	}
+	w.killing = true
+	w.step()
+}
+
+// step does what is due: reap, notice the tree gone, signal on time.
+func (w *server) step() {
+	if w.gone {
+		return
+	}
+	if !w.started && w.killing {
+		w.neverRuns = true // the term ended before the command could start
+	}
+	if w.started && !w.neverRuns {
+		w.reap()
+	}
+	if (w.neverRuns || (w.exited && w.noChild)) && !w.populated() {
+		w.gone = true
+		w.rep.send("gone")
+		return
+	}
+	if !w.killing && w.armed {
+		left := w.deadline.left()
+		if !w.termSent && w.grace > 0 && left <= w.grace && !w.stopping {
+			w.termSent = true
+			w.log.Warn("watchdog: the term's validity ends within the grace period and the supervisor has not stopped the command; SIGTERM")
+			w.signalTree(syscall.SIGTERM)
+		}
+		if left <= 0 {
+			w.log.Warn("watchdog: the term's validity ended; SIGKILL")
+			w.killing = true
+		}
+	}
+	if !w.killing && w.stopping && !time.Now().Before(w.stopAt) {
+		w.log.Warn("watchdog: the command did not exit within its grace period; SIGKILL")
+		w.killing = true
+	}
+	if w.killing && w.started && time.Since(w.lastKill) >= killEvery {
+		w.lastKill = time.Now()
+		w.signalTree(syscall.SIGKILL)
+		if w.cg != nil {
+			if err := w.cg.Kill(); err != nil {
+				w.log.Error("watchdog: cgroup.kill failed", "error", err)
+			}
+		}
+	}
+}
+
+// wait is how long the loop may sleep before step has something to do.
+func (w *server) wait() time.Duration {
+	d := poll
+	if w.gone {
+		return d
+	}
+	if w.killing {
+		return killEvery
+	}
+	if w.armed {
+		left := w.deadline.left()
+		if !w.termSent && w.grace > 0 && !w.stopping {
+			left -= w.grace
+		}
+		d = min(d, left)
+	}
+	if w.stopping {
+		d = min(d, time.Until(w.stopAt))
+	}
+	return max(0, d)
+}
+
+// reap collects every exited child. Once none is left (ECHILD), no
+// descendant is left either: as a subreaper, every orphan below came to us.
+func (w *server) reap() {
+	for {
+		var ws syscall.WaitStatus
+		pid, err := syscall.Wait4(-1, &ws, syscall.WNOHANG, nil)
+		if errors.Is(err, syscall.ECHILD) {
+			w.noChild = true
+			return
+		}
+		if err != nil || pid <= 0 {
+			return
+		}
+		if pid == w.child && !w.exited {
+			w.exited = true
+			w.rep.send("exited " + strconv.Itoa(int(ws)))
+			if !w.killing {
+				w.log.Debug("watchdog: the command exited; killing what it left behind", "status", ws)
+				w.killing = true
+			}
+		}
+	}
+}
+
+func (w *server) populated() bool {
+	if w.cg == nil || w.neverRuns {
+		return false
+	}
+	p, err := w.cg.Populated()
+	if err != nil {
+		w.log.Error("watchdog: cannot read the cgroup's state", "error", err)
+		return true // unknown: keep killing and asking
+	}
+	return p
+}
+
+// signalTree signals every descendant of the watchdog: the whole tree.
+func (w *server) signalTree(sig syscall.Signal) {
+	procs, err := contain.List()
+	if err != nil {
+		w.log.Error("watchdog: cannot list processes", "error", err)
+		return
+	}
+	contain.Signal(contain.Descendants(procs, w.self), sig)
+}
+
+func (w *server) apply(line string) error {
 	f := strings.Fields(line)
 	bad := func() error { return fmt.Errorf("watchdog: malformed message %q", line) }
-	if len(f) == 0 {
+	if len(f) < 2 {
 		return bad()
 	}
-	switch f[0] {
-	case "guard":
-		if len(f) != 2 {
-			return bad()
+	seq := f[1]
+	if _, err := strconv.ParseUint(seq, 10, 64); err != nil {
+		return bad()
+	}
+	nums := func(n int) ([]int64, error) {
+		if len(f) != 2+n {
+			return nil, bad()
 		}
-		n, err := strconv.Atoi(f[1])
-		if err != nil || n <= 1 {
-			return bad()
-		}
-		*pgid = n
-	case "deadline":
-		if len(f) != 4 {
-			return bad()
-		}
-		var v [3]int64
+		v := make([]int64, n)
 		for i := range v {
-			n, err := strconv.ParseInt(f[i+1], 10, 64)
+			x, err := strconv.ParseInt(f[2+i], 10, 64)
 			if err != nil {
-				return bad()
+				return nil, bad()
 			}
-			v[i] = n
+			v[i] = x
 		}
-		*d = Deadline{Mono: time.Duration(v[0]), Boot: time.Duration(v[1])}
+		return v, nil
+	}
+	switch f[0] {
+	case "deadline":
+		v, err := nums(3)
+		if err != nil || v[2] < 0 {
+			return bad()
+		}
+		w.deadline = Deadline{Mono: time.Duration(v[0]), Boot: time.Duration(v[1])}
 		g := time.Duration(v[2])
-		if g != *grace {
-			*termSent = false
+		if g != w.grace {
+			w.termSent = false
 		}
-		*grace = g
-		if g == 0 {
-			// The supervisor is stopping the child itself: it sent
-			// SIGTERM already.
-			*termSent = true
+		w.grace = g
+		w.armed = true
+		if !w.started && !w.neverRuns && !w.killing && w.deadline.left() > 0 {
+			w.start()
 		}
-		*armed = true
-	case "done":
-		*done = true
+	case "stop":
+		v, err := nums(1)
+		if err != nil || v[0] < 0 {
+			return bad()
+		}
+		g := time.Duration(v[0])
+		switch {
+		case !w.started:
+			w.neverRuns = true
+		case g == 0:
+			w.killing = true
+		case !w.stopping && !w.killing:
+			w.stopping = true
+			w.stopAt = time.Now().Add(g)
+			w.signalTree(syscall.SIGTERM)
+		}
+	case "signal":
+		v, err := nums(1)
+		if err != nil || v[0] <= 0 || v[0] > 64 {
+			return bad()
+		}
+		if w.started && !w.exited && w.child > 0 {
+			_ = syscall.Kill(w.child, syscall.Signal(v[0]))
+		}
 	default:
 		return bad()
 	}
+	w.rep.send("ack " + seq)
+	w.step()
 	return nil
+}
+
+// start starts the command, in a session of its own (so that nothing of
+// its tree can join the supervisor's process group), dying with this
+// thread, and in the cgroup if there is one.
+func (w *server) start() {
+	w.started = true
+	fail := func(err error) {
+		w.log.Error("watchdog: cannot start the command", "error", err)
+		w.rep.send("error " + strings.ReplaceAll(err.Error(), "\n", " "))
+		w.neverRuns = true
+	}
+	path := w.spec.Command[0]
+	if !strings.Contains(path, "/") {
+		p, err := exec.LookPath(path)
+		if err != nil {
+			fail(err)
+			return
+		}
+		path = p
+	}
+	null, err := os.Open(os.DevNull)
+	if err != nil {
+		fail(err)
+		return
+	}
+	defer null.Close()
+	files := []*os.File{null, w.spec.Stdout, w.spec.Stderr}
+	for i, f := range files {
+		if f == nil {
+			files[i] = null
+		}
+	}
+	sys := &syscall.SysProcAttr{Setsid: true, Pdeathsig: syscall.SIGKILL}
+	if w.cg != nil {
+		fd, err := w.cg.Open()
+		if err != nil {
+			fail(err)
+			return
+		}
+		defer unix.Close(fd)
+		sys.UseCgroupFD, sys.CgroupFD = true, fd
+	}
+	env := w.spec.Env
+	if env == nil {
+		env = os.Environ()
+	}
+	p, err := os.StartProcess(path, w.spec.Command, &os.ProcAttr{Env: env, Files: files, Sys: sys})
+	if err != nil {
+		fail(fmt.Errorf("cannot start %q: %w", w.spec.Command[0], err))
+		return
+	}
+	w.child = p.Pid
+	// This loop reaps it with wait4; the handle is not needed.
+	_ = p.Release()
+	w.rep.send("started " + strconv.Itoa(w.child))
+}
+
+// reporter writes reports from a goroutine of its own, so that the loop
+// that keeps the deadline never blocks on a supervisor that stopped
+// reading. Acknowledgements are cumulative: only the latest is kept.
+type reporter struct {
+	mu     sync.Mutex
+	lines  []string
+	ack    string
+	closed bool
+	wake   chan struct{}
+	done   chan struct{}
+}
+
+func newReporter(out io.Writer) *reporter {
+	r := &reporter{wake: make(chan struct{}, 1), done: make(chan struct{})}
+	go func() {
+		defer close(r.done)
+		bw := bufio.NewWriter(out)
+		for range r.wake {
+			r.mu.Lock()
+			lines, ack, closed := r.lines, r.ack, r.closed
+			r.lines, r.ack = nil, ""
+			r.mu.Unlock()
+			for _, l := range lines {
+				_, _ = bw.WriteString(l + "\n")
+			}
+			if ack != "" {
+				_, _ = bw.WriteString(ack + "\n")
+			}
+			if bw.Flush() != nil || closed {
+				return
+			}
+		}
+	}()
+	return r
+}
+
+func (r *reporter) send(line string) {
+	r.mu.Lock()
+	if strings.HasPrefix(line, "ack ") {
+		r.ack = line
+	} else {
+		r.lines = append(r.lines, line)
+	}
+	r.mu.Unlock()
+	select {
+	case r.wake <- struct{}{}:
+	default:
+	}
+}
+
+// close flushes what is queued, waiting at most a second for a reader.
+func (r *reporter) close() {
+	r.mu.Lock()
+	r.closed = true
+	r.mu.Unlock()
+	select {
+	case r.wake <- struct{}{}:
+	default:
+	}
+	select {
+	case <-r.done:
+	case <-time.After(time.Second):
+	}
 }
