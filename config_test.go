@@ -154,6 +154,7 @@ func TestDecide(t *testing.T) {
 		{"held, expired exactly", []step{{at: 0, ev: rec(7, "x", sec(15))}}, false, 15, actTake, 0},
 		{"holder's shorter lease: ours is the floor", []step{{at: 0, ev: rec(7, "x", sec(3))}}, false, 3, actWait, sec(12)},
 		{"holder's longer lease", []step{{at: 0, ev: rec(7, "x", sec(20))}}, false, 15, actWait, sec(5)},
+		{"absurd lease capped at 4× ours", []step{{at: 0, ev: rec(7, "x", time.Duration(math.MaxInt32)*time.Second)}}, false, 59, actWait, sec(1)},
 		{"zero duration reads as ours", []step{{at: 0, ev: rec(7, "x", 0)}}, false, 14, actWait, sec(1)},
 		{"negative duration reads as ours", []step{{at: 0, ev: rec(7, "x", -time.Hour)}}, false, 15, actTake, 0},
 		{"renewal restarts the countdown", []step{{at: 0, ev: rec(7, "x", sec(15))}, {at: 5, ev: rec(8, "x", sec(15))}}, false, 15, actWait, sec(5)},

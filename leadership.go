@@ -93,6 +93,12 @@ type Elector struct {
 	hookWake  chan struct{} // wakes the hooks goroutine
 }
 
+// maxAnnouncedFactor bounds how much longer than its own LeaseDuration a
+// candidate waits for a holder that announced a longer one. Replicas of one
+// lock should share the lease duration; a holder configured more than this
+// factor longer than a candidate is protected only by fencing.
+const maxAnnouncedFactor = 4
+
 // bootTimer fires when the boot clock reaches a deadline.
 type bootTimer interface {
 	Set(deadline time.Duration) error
@@ -437,6 +443,10 @@ func (e *Elector) observe(r Record) {
 		if o.exists && r.HolderIdentity != "" && o.rec.HolderIdentity == r.HolderIdentity && o.rec.Instance == r.Instance {
 			lease = max(lease, o.holderMax)
 		}
+		// But not beyond maxAnnouncedFactor times our own: a longer value
+		// is a typo or an edit (leaseDurationSeconds set to the int32
+		// limit), and honouring it would stall the election for decades.
+		lease = min(lease, maxAnnouncedFactor*e.cfg.LeaseDuration)
 		n.holderMax = lease
 		if u := now.Add(lease); u.After(n.heldUntil) {
 			n.heldUntil = u
