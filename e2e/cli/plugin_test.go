@@ -29,13 +29,13 @@ import (
 func TestKubectlPlugin(t *testing.T) {
 	plugins := t.TempDir()
 	kubectl := filepath.Join(plugins, "kubectl")
-	start := time.Now()
+	began := time.Now()
 	build := exec.Command(goTool(), "build", "-o", kubectl, "k8s.io/kubernetes/cmd/kubectl")
 	build.Dir = filepath.Join(root, "e2e")
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("building kubectl from the e2e module: %v\n%s", err, out)
 	}
-	t.Logf("built kubectl in %v", time.Since(start).Round(time.Second))
+	t.Logf("built kubectl in %v", time.Since(began).Round(time.Second))
 	for _, name := range []string{"kubectl-leadership", "kubectl_complete-leadership"} {
 		if err := os.Symlink(bin, filepath.Join(plugins, name)); err != nil {
 			t.Fatal(err)
