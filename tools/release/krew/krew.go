@@ -24,8 +24,8 @@ import (
 const Binary = "leadership"
 
 // Archive writes a reproducible tar.gz holding files (name in the archive
-// → path on this machine; the binary gets mode 0755, the rest 0644) and
-// returns its sha256 in hex.
+// → path on this machine; mode 0755 for the executable ones, else 0644)
+// and returns its sha256 in hex.
 func Archive(file string, mtime time.Time, files map[string]string) (string, error) {
 	names := make([]string, 0, len(files))
 	for n := range files {
@@ -44,8 +44,12 @@ func Archive(file string, mtime time.Time, files map[string]string) (string, err
 		if err != nil {
 			return "", err
 		}
+		fi, err := os.Stat(files[n])
+		if err != nil {
+			return "", err
+		}
 		mode := int64(0o644)
-		if n == Binary {
+		if fi.Mode()&0o111 != 0 {
 			mode = 0o755
 		}
 		h := &tar.Header{Typeflag: tar.TypeReg, Name: n, Mode: mode, Size: int64(len(b)), ModTime: mtime.UTC().Truncate(time.Second), Format: tar.FormatPAX}
