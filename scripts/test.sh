@@ -19,11 +19,14 @@ step "staticcheck (pinned in tools/go.mod)"
 go -C tools build -o ../bin/staticcheck honnef.co/go/tools/cmd/staticcheck
 ./bin/staticcheck ./...
 (cd e2e && ../bin/staticcheck ./...)
+(cd tools && ../bin/staticcheck ./...)
 
 step "go vet (library)"
 go vet ./...
 step "go vet (e2e)"
 (cd e2e && go vet ./...)
+step "go vet (tools)"
+go -C tools vet ./...
 
 step "helm lint (pinned in tools/go.mod), both modes of the chart"
 for values in deploy/helm/leadership/ci/*-values.yaml; do
@@ -32,6 +35,9 @@ done
 
 step "unit tests with -race (library)"
 go test -race -count=1 ./...
+
+step "release build (tools module): image for amd64+arm64 built twice and compared, run under chroot (needs root)"
+go -C tools test -race -count=1 -timeout 30m ./...
 
 step "PostgreSQL for the credentials e2e tests (installs Debian's postgresql if missing)"
 pgbin=$(./scripts/postgres.sh)

@@ -5,6 +5,7 @@
 //
 //	leadership-credentials --namespace apps --db 'postgres://creds@db:5432/postgres'
 //	leadership-credentials --stats --db ...   # print the store's figures as JSON
+//	leadership-credentials version [-o json]  # which build this is (also --version)
 //
 // Run several replicas with the same --lease; each needs a unique
 // --identity (the default, host name plus a random suffix, is). The
@@ -30,6 +31,7 @@ import (
 
 	"github.com/leadership-dev/leadership"
 	"github.com/leadership-dev/leadership/credentials"
+	"github.com/leadership-dev/leadership/internal/version"
 	"github.com/leadership-dev/leadership/kubelease"
 )
 
@@ -40,7 +42,7 @@ type options struct {
 	ttl, sweepInterval                     time.Duration
 	annotation, rolePrefix                 string
 	logFormat, logLevel                    string
-	stats                                  bool
+	stats, version                         bool
 }
 
 func main() {
@@ -48,6 +50,9 @@ func main() {
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 && args[0] == "version" {
+		return printVersion(args[1:], stdout, stderr)
+	}
 	var o options
 	fs := flag.NewFlagSet("leadership-credentials", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -65,11 +70,16 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&o.logFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.BoolVar(&o.stats, "stats", false, "print the store's figures (renewals, revocations, refusals, smallest remaining validity) as JSON and exit")
+	fs.BoolVar(&o.version, "version", false, "print the version, commit, commit date and Go version, and exit")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
 		}
 		return 2
+	}
+	if o.version {
+		fmt.Fprintf(stdout, "leadership-credentials %s\n", version.Get())
+		return 0
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "leadership-credentials: unexpected argument %q (all settings are flags; see -h)\n", fs.Arg(0))
@@ -223,6 +233,34 @@ func printStats(ctx context.Context, o options, stdout, stderr io.Writer) int {
 	enc.SetIndent("", "  ")
 	if err := enc.Encode(out); err != nil {
 		return 1
+	}
+	return 0
+}
+
+// printVersion is the version subcommand: text, or JSON with -o json.
+func printVersion(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("leadership-credentials version", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	output := fs.String("o", "text", "output format: text or json")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	v := version.Get()
+	switch *output {
+	case "text":
+		fmt.Fprintf(stdout, "Version:    %s\nCommit:     %s\nDate:       %s\nGo version: %s\nPlatform:   %s\n", v.Version, v.Commit, v.Date, v.GoVersion, v.Platform)
+	case "json":
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(v); err != nil {
+			return 1
+		}
+	default:
+		fmt.Fprintf(stderr, "leadership-credentials: invalid -o %q: use text or json\n", *output)
+		return 2
 	}
 	return 0
 }

@@ -17,10 +17,10 @@ import (
 )
 
 func newHandoverCmd(g *globalFlags, stdout io.Writer) *cobra.Command {
-	var lease, to string
+	var lease, to, output string
 	var timeout time.Duration
 	cmd := &cobra.Command{
-		Use:   "handover --lease NAME [--to ID] [--timeout D]",
+		Use:   "handover --lease NAME [--to ID] [--timeout D] [-o text|json|yaml]",
 		Short: "Ask the holder to step down, optionally in favour of a named replica",
 		Long: `Ask the holder of the Lease to hand over: it stops its work, releases the
 Lease, and another replica takes it within milliseconds. With --to, the named
@@ -35,6 +35,9 @@ has changed (to the named replica, if given). If that does not happen within
 request is withdrawn (so that it does not linger and bounce the Lease later)
 and the command fails: exit 5 on a timeout, 1 otherwise. Holders that do not
 understand the request (client-go's elector) ignore it.
+
+With -o json or -o yaml, a successful handover prints an object (namespace,
+lease, from, to, token, seconds) instead of the sentence.
 
 Needs the verbs get, watch and update on the Lease.
 
@@ -52,6 +55,9 @@ Needs the verbs get, watch and update on the Lease.
 			if timeout <= 0 {
 				return usageErrorf("invalid --timeout %v: must be positive", timeout)
 			}
+			if output != "text" && output != "json" && output != "yaml" {
+				return usageErrorf("invalid -o %q: use text, json or yaml", output)
+			}
 			if to == leadership.AnyOtherHolder {
 				to = ""
 			}
@@ -59,17 +65,29 @@ Needs the verbs get, watch and update on the Lease.
 			if err != nil {
 				return err
 			}
-			return handover(cmd.Context(), k, g, lease, to, timeout, stdout)
+			return handover(cmd.Context(), k, g, lease, to, timeout, output, stdout)
 		},
 	}
 	fs := cmd.Flags()
 	fs.StringVarP(&lease, "lease", "l", "", "name of the Lease (required)")
 	fs.StringVar(&to, "to", "", "identity of the replica that should take over (default: any other)")
 	fs.DurationVar(&timeout, "timeout", 30*time.Second, "how long to wait for the holder to change")
+	fs.StringVarP(&output, "output", "o", "text", "output format: text, json or yaml")
 	return cmd
 }
 
-func handover(ctx context.Context, k *kube, g *globalFlags, name, to string, timeout time.Duration, stdout io.Writer) error {
+// handoverResult is a done handover as -o json and -o yaml print it.
+type handoverResult struct {
+	Namespace string `json:"namespace"`
+	Lease     string `json:"lease"`
+	From      string `json:"from"`
+	To        string `json:"to"`
+	// Token is the new holder's fencing token (0: not known yet).
+	Token   uint64  `json:"token"`
+	Seconds float64 `json:"seconds"`
+}
+
+func handover(ctx context.Context, k *kube, g *globalFlags, name, to string, timeout time.Duration, output string, stdout io.Writer) error {
 	leases := k.client.CoordinationV1().Leases(k.namespace)
 	what := fmt.Sprintf("Lease %s/%s", k.namespace, name)
 	want := to
@@ -105,6 +123,9 @@ func handover(ctx context.Context, k *kube, g *globalFlags, name, to string, tim
 			return withCode(exitFailure, fmt.Errorf("%s is not held (it was released): there is nothing to hand over; the next replica to campaign takes it", what))
 		case to != "" && from.HolderIdentity == to:
 			cancel()
+			if output != "text" {
+				return printObject(stdout, output, handoverResult{Namespace: k.namespace, Lease: name, From: to, To: to, Token: from.Token})
+			}
 			fmt.Fprintf(stdout, "%s already holds %s\n", to, what)
 			return nil
 		}
@@ -134,6 +155,9 @@ func handover(ctx context.Context, k *kube, g *globalFlags, name, to string, tim
 	defer cancel()
 	res, err := awaitHandover(wctx, lock, from, to)
 	took := time.Since(asked)
+	if err == nil && output != "text" {
+		return printObject(stdout, output, handoverResult{Namespace: k.namespace, Lease: name, From: from.HolderIdentity, To: res.HolderIdentity, Token: res.Version, Seconds: took.Seconds()})
+	}
 	if err == nil {
 		fmt.Fprintf(stdout, "%s handed over from %s to %s in %v (fencing token %d)\n", what, from.HolderIdentity, res.HolderIdentity, took.Round(time.Millisecond), res.Version)
 		return nil

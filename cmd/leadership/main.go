@@ -5,6 +5,11 @@
 //	leadership serve    --lease NAME [--http-addr :4040]        a sidecar: campaign and tell the app over HTTP
 //	leadership status   [--lease NAME | --all] [-o table|json] who holds which Lease
 //	leadership handover --lease NAME [--to ID]                 ask the holder to step down
+//	leadership version  [-o text|json|yaml]                    which build this is
+//	leadership completion bash|zsh|fish|powershell             shell completion script
+//
+// Installed as kubectl-leadership, it is also the kubectl plugin
+// "kubectl leadership" (see plugin.go).
 //
 // See docs/CLI.md.
 package main
@@ -60,12 +65,20 @@ func usageErrorf(format string, args ...any) error {
 }
 
 func main() {
-	os.Exit(execute(context.Background(), os.Args[1:], os.Stdout, os.Stderr))
+	name, args := invocation(os.Args[0], os.Args[1:])
+	os.Exit(executeAs(context.Background(), name, args, os.Stdout, os.Stderr))
 }
 
 // execute runs the command line and returns the exit code.
 func execute(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	return executeAs(ctx, "leadership", args, stdout, stderr)
+}
+
+// executeAs is execute under the name the binary was started as (see
+// plugin.go).
+func executeAs(ctx context.Context, name string, args []string, stdout, stderr io.Writer) int {
 	root := newRoot(stdout, stderr)
+	setDisplayName(root, name)
 	root.SetArgs(args)
 	cmd, err := root.ExecuteContextC(ctx)
 	if err == nil {
@@ -85,7 +98,7 @@ func execute(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if code == exitUsage && cmd != nil {
 		msg += fmt.Sprintf("\nRun '%s --help' for usage.", cmd.CommandPath())
 	}
-	fmt.Fprintf(stderr, "leadership: %s\n", msg)
+	fmt.Fprintf(stderr, "%s: %s\n", name, msg)
 	return code
 }
 
@@ -151,6 +164,6 @@ namespace when running in a cluster, else the kubeconfig context's, else
 	g.register(root)
 	root.AddCommand(newRunCmd(g, stdout, stderr), newServeCmd(g, stdout, stderr),
 		newStatusCmd(g, stdout), newHandoverCmd(g, stdout), newWatchdogCmd(g), newCopyToCmd(stdout))
-	root.CompletionOptions.DisableDefaultCmd = true
+	addReleaseCommands(root, stdout)
 	return root
 }

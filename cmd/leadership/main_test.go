@@ -34,7 +34,7 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"run", "--lease", "x", "--identity", " padded", "--", "true"}, "invalid --identity"},
 		{[]string{"status"}, "--lease NAME or --all is required"},
 		{[]string{"status", "--lease", "x", "--all"}, "either --lease NAME or --all"},
-		{[]string{"status", "--lease", "x", "-o", "yaml"}, `invalid -o "yaml"`},
+		{[]string{"status", "--lease", "x", "-o", "xml"}, `invalid -o "xml": use table, wide, json or yaml`},
 		{[]string{"handover"}, "--lease is required"},
 		{[]string{"handover", "--lease", "x", "--timeout", "0s"}, "invalid --timeout"},
 		{[]string{"serve", "--lease", "x", "--http-addr", ""}, "serve needs --http-addr"},

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"sort"
@@ -43,23 +42,27 @@ func newStatusCmd(g *globalFlags, stdout io.Writer) *cobra.Command {
 	var lease, output string
 	var all bool
 	cmd := &cobra.Command{
-		Use:   "status [--lease NAME | --all] [-o table|json]",
+		Use:   "status [--lease NAME | --all] [-o table|wide|json|yaml]",
 		Short: "Show who holds a Lease: holder, token, age, expiry, transitions, requested successor",
 		Long: `Show the state of one Lease (--lease) or of every Lease in the namespace (--all):
 the holder, its fencing token, how long it has held the Lease, when it expires
 unless renewed, how many times the holder changed, and a requested successor
 (a handover in progress). Times compare this host's clock with the holder's.
 
-With -o json, --lease prints one object and --all an array.
+With -o json or -o yaml, --lease prints one object and --all a list; -o wide
+adds the lease duration and the acquire and renew times to the table.
 
 ` + exitCodesHelp,
 		Example: `  leadership status --lease credential-renewer
   leadership status --all -n payments
-  leadership status --lease credential-renewer -o json | jq .holder`,
+  leadership status --lease credential-renewer -o json | jq .holder
+  kubectl leadership status --all -n payments -o wide`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if output != "table" && output != "json" {
-				return usageErrorf("invalid -o %q: use table or json", output)
+			switch output {
+			case "table", "wide", "json", "yaml":
+			default:
+				return usageErrorf("invalid -o %q: use table, wide, json or yaml", output)
 			}
 			switch {
 			case all && lease != "":
@@ -98,28 +101,26 @@ With -o json, --lease prints one object and --all an array.
 				}
 				list = append(list, statusOf(l, now))
 			}
-			if output == "json" {
-				enc := json.NewEncoder(stdout)
-				enc.SetIndent("", "  ")
+			if output == "json" || output == "yaml" {
 				if all {
 					if list == nil {
 						list = []leaseStatus{}
 					}
-					return enc.Encode(list)
+					return printObject(stdout, output, list)
 				}
-				return enc.Encode(list[0])
+				return printObject(stdout, output, list[0])
 			}
 			if len(list) == 0 {
 				fmt.Fprintf(stdout, "No Leases in namespace %q.\n", k.namespace)
 				return nil
 			}
-			return printTable(stdout, list)
+			return printTable(stdout, list, output == "wide")
 		},
 	}
 	fs := cmd.Flags()
 	fs.StringVarP(&lease, "lease", "l", "", "name of the Lease")
 	fs.BoolVarP(&all, "all", "A", false, "every Lease in the namespace")
-	fs.StringVarP(&output, "output", "o", "table", "output format: table or json")
+	fs.StringVarP(&output, "output", "o", "table", "output format: table, wide, json or yaml")
 	return cmd
 }
 
@@ -158,9 +159,15 @@ func statusOf(l *coordinationv1.Lease, now time.Time) leaseStatus {
 	return s
 }
 
-func printTable(w io.Writer, list []leaseStatus) error {
+// printTable prints the table; wide adds the lease duration and the
+// acquire and renew times, as kubectl's -o wide adds columns.
+func printTable(w io.Writer, list []leaseStatus, wide bool) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "LEASE\tHOLDER\tTOKEN\tAGE\tEXPIRES IN\tTRANSITIONS\tSUCCESSOR")
+	head := "LEASE\tHOLDER\tTOKEN\tAGE\tEXPIRES IN\tTRANSITIONS\tSUCCESSOR"
+	if wide {
+		head += "\tDURATION\tACQUIRED\tRENEWED"
+	}
+	fmt.Fprintln(tw, head)
 	for _, s := range list {
 		holder, token, age, exp := s.Holder, "-", "-", "-"
 		if holder == "" {
@@ -185,7 +192,11 @@ func printTable(w io.Writer, list []leaseStatus) error {
 		} else if succ == "*" {
 			succ = "* (anyone else)"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\n", s.Name, holder, token, age, exp, s.Transitions, succ)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s", s.Name, holder, token, age, exp, s.Transitions, succ)
+		if wide {
+			fmt.Fprintf(tw, "\t%s\t%s\t%s", leaseDuration(s.LeaseDurationSec), timestamp(s.AcquireTime), timestamp(s.RenewTime))
+		}
+		fmt.Fprintln(tw)
 	}
 	return tw.Flush()
 }
@@ -200,4 +211,20 @@ func human(sec float64) string {
 		return d.Round(time.Second).String()
 	}
 	return d.Round(time.Minute).String()
+}
+
+func leaseDuration(sec int64) string {
+	if sec <= 0 {
+		return "-"
+	}
+	return (time.Duration(sec) * time.Second).String()
+}
+
+// timestamp prints a Lease time in UTC to the millisecond, as precise as
+// the Lease keeps it.
+func timestamp(t *time.Time) string {
+	if t == nil {
+		return "-"
+	}
+	return t.UTC().Format("2006-01-02T15:04:05.000Z")
 }
