@@ -5,8 +5,10 @@ import (
 	"fmt"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/leadership-dev/leadership/e2e/chaos/checker"
@@ -20,6 +22,10 @@ type fleet struct {
 	name   string // Lease name and ledger fleet
 	label  string // column title in the table
 	logDir string
+	// denyWatch starts candidates that may not watch the Lease (they poll).
+	denyWatch bool
+	// rate, if set, gives the clock rate of the seq-th candidate.
+	rate func(seq int) float64
 
 	mu      sync.Mutex
 	members []*candidate
@@ -34,7 +40,8 @@ var identityPrefix = map[string]string{ledger.ImplLeadership: "lp", ledger.ImplC
 func (f *fleet) spawn(impl string) (*candidate, error) {
 	f.mu.Lock()
 	f.seq++
-	id := fmt.Sprintf("%s-%d", identityPrefix[impl], f.seq)
+	seq := f.seq
+	id := fmt.Sprintf("%s-%d", identityPrefix[impl], seq)
 	f.mu.Unlock()
 	p, err := f.r.cp.NewProxy()
 	if err != nil {
@@ -47,7 +54,11 @@ func (f *fleet) spawn(impl string) (*candidate, error) {
 	}
 	o := f.r.opts
 	c := &candidate{impl: impl, identity: id, proxy: p, logPath: filepath.Join(f.logDir, id+".log")}
-	err = c.start(f.r.bin, []string{
+	c.gone = func(at ledger.Mono) {
+		// Recorded by the runner: the process cannot report its death.
+		_ = f.r.ledger.AddEvent(ledger.Event{Fleet: f.name, Impl: impl, Identity: id, PID: c.pid(), Kind: ledger.EventGone, At: at})
+	}
+	args := []string{
 		"-impl", impl,
 		"-kubeconfig", kubeconfig,
 		"-lease", f.name,
@@ -56,7 +67,15 @@ func (f *fleet) spawn(impl string) (*candidate, error) {
 		"-ledger", f.r.ledger.Addr(),
 		"-tick", o.Tick.String(),
 		"-margin", o.Margin.String(),
-	})
+	}
+	if f.denyWatch {
+		args = append(args, "-deny-watch")
+	}
+	if f.rate != nil && impl == ledger.ImplLeadership {
+		c.rate = f.rate(seq)
+		args = append(args, "-clock-rate", strconv.FormatFloat(c.rate, 'f', -1, 64))
+	}
+	err = c.start(f.r.bin.Path, args)
 	if err != nil {
 		_ = p.Close()
 		return nil, err
@@ -65,6 +84,21 @@ func (f *fleet) spawn(impl string) (*candidate, error) {
 	f.members = append(f.members, c)
 	f.mu.Unlock()
 	return c, nil
+}
+
+// freeze stops c's whole process (SIGSTOP) and records the freeze, so that
+// the checker tells its overlaps apart.
+func (f *fleet) freeze(c *candidate) error {
+	at := ledger.Now()
+	f.r.ledger.AddFreeze(ledger.Freeze{Fleet: f.name, Identity: c.identity, PID: c.pid(), From: at})
+	return c.signal(syscall.SIGSTOP)
+}
+
+// thaw lets c continue (SIGCONT) and records the end of its freeze.
+func (f *fleet) thaw(c *candidate) error {
+	err := c.signal(syscall.SIGCONT)
+	f.r.ledger.Thaw(f.name, c.pid(), ledger.Now())
+	return err
 }
 
 // all returns the current members.
@@ -184,9 +218,10 @@ func (f *fleet) stableLeader(ctx context.Context) (*candidate, checker.TermKey, 
 	}
 }
 
-// awaitWrite waits for an accepted write of term decided after at.
-func (f *fleet) awaitWrite(ctx context.Context, term checker.TermKey, at ledger.Mono) error {
-	wctx, cancel := context.WithTimeout(ctx, f.r.opts.WaitTimeout)
+// wroteWithin waits up to within for an accepted write of term decided
+// after at, and reports whether one came.
+func (f *fleet) wroteWithin(ctx context.Context, term checker.TermKey, at ledger.Mono, within time.Duration) (bool, error) {
+	wctx, cancel := context.WithTimeout(ctx, within)
 	defer cancel()
 	err := f.r.ledger.Wait(wctx, f.name, func(v ledger.View) bool {
 		rs := v.Records()
@@ -197,10 +232,13 @@ func (f *fleet) awaitWrite(ctx context.Context, term checker.TermKey, at ledger.
 		}
 		return false
 	})
-	if err != nil {
-		return f.fail(fmt.Errorf("waiting for a write of %v: %w", term, err))
+	switch {
+	case err == nil:
+		return true, nil
+	case ctx.Err() != nil:
+		return false, ctx.Err()
 	}
-	return nil
+	return false, nil
 }
 
 // takeover waits up to within for work of a term other than old to be
