@@ -193,7 +193,11 @@ func termOf(r ledger.Record) checker.TermKey {
 const freshness = 300 * time.Millisecond
 
 // stableLeader waits until a live member is leading (its work was accepted
-// within freshness) and returns it with its term.
+// within freshness) and returns it with its term. A fleet whose new leader
+// has a token below one the store already accepted (client-go's
+// leaseTransitions restart at 0 when the Lease is re-created) does work
+// that the store refuses; its leader is then the member whose refused work
+// is fresh, so that the scenario can go on.
 func (f *fleet) stableLeader(ctx context.Context) (*candidate, checker.TermKey, error) {
 	wctx, cancel := context.WithTimeout(ctx, f.r.opts.WaitTimeout)
 	defer cancel()
@@ -201,12 +205,22 @@ func (f *fleet) stableLeader(ctx context.Context) (*candidate, checker.TermKey, 
 	for {
 		var rec ledger.Record
 		err := f.r.ledger.Wait(wctx, f.name, func(v ledger.View) bool {
-			r, ok := v.LastAccepted()
-			if !ok || r.At <= after || ledger.Now().Sub(r.At) > freshness {
+			now := ledger.Now()
+			if r, ok := v.LastAccepted(); ok && r.At > after && now.Sub(r.At) <= freshness {
+				rec = r
+				return true
+			}
+			rs := v.Records()
+			if len(rs) == 0 {
 				return false
 			}
-			rec = r
-			return true
+			if r := rs[len(rs)-1]; r.At > after && now.Sub(r.At) <= freshness {
+				if a, ok := v.LastAccepted(); !ok || now.Sub(a.At) > 2*freshness {
+					rec = r
+					return true
+				}
+			}
+			return false
 		})
 		if err != nil {
 			return nil, checker.TermKey{}, f.fail(fmt.Errorf("waiting for a leader: %w", err))
@@ -241,15 +255,17 @@ func (f *fleet) wroteWithin(ctx context.Context, term checker.TermKey, at ledger
 	return false, nil
 }
 
-// takeover waits up to within for work of a term other than old to be
-// accepted, begun after at. It reports whether that happened.
+// takeover waits up to within for work of a term other than old, begun
+// after at, to reach the store. It reports whether that happened. Refused
+// work counts: the successor works, whatever the store makes of its token
+// (client-go's may be lower than one accepted before, see stableLeader).
 func (f *fleet) takeover(ctx context.Context, at ledger.Mono, old checker.TermKey, within time.Duration) (bool, error) {
 	wctx, cancel := context.WithTimeout(ctx, within)
 	defer cancel()
 	err := f.r.ledger.Wait(wctx, f.name, func(v ledger.View) bool {
 		rs := v.Records()
 		for i := len(rs) - 1; i >= 0 && rs[i].At > at; i-- {
-			if rs[i].Accepted && rs[i].Begin > at && termOf(rs[i]) != old {
+			if rs[i].Begin > at && termOf(rs[i]) != old {
 				return true
 			}
 		}

@@ -117,8 +117,8 @@ func ms(d time.Duration) string {
 func WriteSummary(w io.Writer, results []*Result) error {
 	type total struct {
 		faults, transitions, intervals, leadOverlaps, frozenOverlaps, refusedUnfrozen int
-		accepted, overlaps, stale, violations, refused, missed                       int
-		takeovers                                                                    []time.Duration
+		accepted, overlaps, stale, violations, refused, missed                        int
+		takeovers                                                                     []time.Duration
 	}
 	var order []string
 	totals := map[string]*total{}

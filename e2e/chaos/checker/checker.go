@@ -118,8 +118,8 @@ type Report struct {
 	// reported or that did not hold their own units: either means the lead
 	// intervals cannot be trusted.
 	UnexplainedRefusals, Misreported int
-	Violations    []Violation
-	Faults        int
+	Violations                       []Violation
+	Faults                           int
 	// Takeovers holds one sample per fault followed by a new term.
 	Takeovers []time.Duration
 	// Missed counts faults that required a takeover and saw none before

@@ -178,10 +178,14 @@ type worker struct {
 }
 
 func (w *worker) event(kind string, term int, token uint64, detail string) {
+	w.eventAt(ledger.Now(), kind, term, token, detail)
+}
+
+func (w *worker) eventAt(at ledger.Mono, kind string, term int, token uint64, detail string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	err := w.led.Event(ctx, ledger.Event{Fleet: w.base.Fleet, Impl: w.base.Impl, Identity: w.base.Identity, PID: w.base.PID,
-		Kind: kind, Term: term, Token: token, Detail: detail, At: ledger.Now()})
+		Kind: kind, Term: term, Token: token, Detail: detail, At: at})
 	if err != nil {
 		w.log.Warn("cannot report to the ledger", "event", kind, "error", err)
 	}
@@ -195,10 +199,13 @@ func (w *worker) markReady(holder string) {
 
 // lead works in units until ctx is done. A unit begins only if canBegin
 // says so; once begun it runs to its write, whatever happens to ctx,
-// because that is what a unit of real work does.
+// because that is what a unit of real work does. Its start and its return
+// bound the lead interval the checker judges: both are stamped first and
+// last, before any reporting.
 func (w *worker) lead(ctx context.Context, token uint64, canBegin func() bool) {
+	start := ledger.Now()
 	term := int(w.terms.Add(1))
-	w.event(ledger.EventLeadStart, term, token, "")
+	w.eventAt(start, ledger.EventLeadStart, term, token, "")
 	log := w.log.With("term", term, "token", token)
 	log.Info("leading")
 	var accepted, refused int
@@ -229,9 +236,10 @@ func (w *worker) lead(ctx context.Context, token uint64, canBegin func() bool) {
 			log.Warn("the fenced store refused a stale write", "highest", res.Highest)
 		}
 	}
+	end := ledger.Now()
 	cause := context.Cause(ctx)
 	log.Info("stopped leading", "cause", cause, "accepted", accepted, "refused", refused)
-	w.event(ledger.EventLeadEnd, term, token, fmt.Sprint(cause))
+	w.eventAt(end, ledger.EventLeadEnd, term, token, fmt.Sprint(cause))
 }
 
 func runLeadership(ctx context.Context, o options, cs kubernetes.Interface, w *worker) error {
