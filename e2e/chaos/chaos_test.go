@@ -30,7 +30,7 @@ var shortRounds = map[string]int{
 // leader's term: the leader dies, stops, loses its path or steps down.
 var takeoverRequired = map[string]bool{
 	"kill": true, "sigstop": true, "partition": true, "rolling-restart": true, "handover-storm": true, "mixed": true,
-	"manual-release": true, "clock-drift": true,
+	"clock-drift": true,
 }
 
 // TestShortRun runs every scenario briefly against both implementations and

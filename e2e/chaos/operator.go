@@ -81,7 +81,9 @@ func handEdit(ctx context.Context, s *session, f *fleet) error {
 
 // manualRelease: the operator empties holderIdentity (annotations kept),
 // with the leader partitioned in every other round. The empty holder is no
-// release by the holder: its work has not returned.
+// release by the holder: its work has not returned. A leader that sees the
+// edit may take the Lease back in the same term (client-go does), so only
+// a partitioned leader must be replaced.
 func manualRelease(ctx context.Context, s *session, f *fleet) error {
 	for i := range s.o.Transitions {
 		partitioned := i%2 == 0
@@ -90,7 +92,7 @@ func manualRelease(ctx context.Context, s *session, f *fleet) error {
 			kind += ", leader partitioned"
 		}
 		s.progress(f, kind, i, s.o.Transitions)
-		err := operatorRound(ctx, s, f, kind, partitioned, true, func(l *coordinationv1.Lease) {
+		err := operatorRound(ctx, s, f, kind, partitioned, partitioned, func(l *coordinationv1.Lease) {
 			empty := ""
 			l.Spec.HolderIdentity = &empty
 		})

@@ -36,8 +36,8 @@
 //     term (in order of span start) had already begun.
 //   - Tokens fail to increase if, in order of span start and within one
 //     token space, a term's token is not greater than the previous term's.
-//   - A takeover is measured from a fault to the span start of the first
-//     term that begins after it (and before the next fault).
+//   - A takeover is measured from a fault to the start of the first lead
+//     interval that begins after it (and before the next fault).
 //   - Time without a leader is the part of the scenario window that no
 //     term's span covers.
 //
@@ -94,8 +94,8 @@ type Report struct {
 	Impls []string
 	// Terms with at least one accepted unit.
 	Terms []Term
-	// Transitions counts terms that began inside the scenario window and
-	// had a predecessor.
+	// Transitions counts lead intervals that began inside the scenario
+	// window and had a predecessor.
 	Transitions int
 	Accepted    int
 	// Refused counts stale writes the store refused.
@@ -190,12 +190,17 @@ func Check(h ledger.History) Report {
 	}
 	r.StaleAccepted = staleAccepted(h.Records, r.Terms)
 	r.Violations = violations(r.Terms)
-	for i, t := range r.Terms {
-		if i > 0 && t.Start >= h.Start && (h.End == 0 || t.Start < h.End) {
+	// Transitions and takeovers count lead intervals: a new leader leads
+	// whatever the store makes of its token (client-go's restart at 0 when
+	// the Lease is re-created, and all its work is refused for a while).
+	starts := make([]ledger.Mono, len(r.Intervals))
+	for i, iv := range r.Intervals {
+		starts[i] = iv.Start
+		if i > 0 && iv.Start >= h.Start && (h.End == 0 || iv.Start < h.End) {
 			r.Transitions++
 		}
 	}
-	r.Takeovers, r.Missed, r.Kept = takeovers(h.Faults, r.Terms, h.End)
+	r.Takeovers, r.Missed, r.Kept = takeovers(h.Faults, starts, h.End)
 	if h.End > h.Start {
 		r.Window = h.End.Sub(h.Start)
 		r.Leaderless, r.MaxGap = uncovered(r.Terms, h.Start, h.End)
@@ -245,7 +250,9 @@ func violations(terms []Term) []Violation {
 	return out
 }
 
-func takeovers(faults []ledger.Fault, terms []Term, end ledger.Mono) (samples []time.Duration, missed, kept int) {
+// takeovers measures each fault to the first of starts (sorted) after it
+// and before the next fault.
+func takeovers(faults []ledger.Fault, starts []ledger.Mono, end ledger.Mono) (samples []time.Duration, missed, kept int) {
 	fs := slices.Clone(faults)
 	slices.SortFunc(fs, func(a, b ledger.Fault) int { return cmp.Compare(a.At, b.At) })
 	for i, f := range fs {
@@ -256,9 +263,9 @@ func takeovers(faults []ledger.Fault, terms []Term, end ledger.Mono) (samples []
 			limit = end
 		}
 		found := false
-		for _, t := range terms {
-			if t.Start > f.At && t.Start <= limit {
-				samples = append(samples, t.Start.Sub(f.At))
+		for _, st := range starts {
+			if st > f.At && st <= limit {
+				samples = append(samples, st.Sub(f.At))
 				found = true
 				break
 			}
