@@ -8,20 +8,22 @@ import (
 	"time"
 )
 
-// shortRounds keeps the short run to a few minutes: a couple of faults per
-// scenario, ten handovers in the storm. The long run is `go run ./cmd/chaos`.
+// shortRounds keeps the short run to about three minutes on a loaded
+// machine: one or two faults per scenario; three hand edits (the shortened
+// duration under a partition first), all three deletion variants. The long
+// run is `go run ./cmd/chaos`.
 var shortRounds = map[string]int{
 	"kill":              2,
-	"sigstop":           3,
+	"sigstop":           2,
 	"partition":         2,
 	"latency":           2,
 	"apiserver-restart": 1,
-	"etcd-stall":        2,
-	"rolling-restart":   2,
-	"handover-storm":    10,
-	"mixed":             4,
+	"etcd-stall":        1,
+	"rolling-restart":   1,
+	"handover-storm":    4,
+	"mixed":             2,
 	"hand-edit":         3,
-	"manual-release":    2,
+	"manual-release":    1,
 	"delete-polling":    3,
 	"clock-drift":       2,
 }
