@@ -8,7 +8,7 @@ import (
 	"time"
 )
 
-// shortRounds keeps the short run to about three minutes on a loaded
+// shortRounds keeps the short run near two and a half minutes on a loaded
 // machine: one or two faults per scenario; three hand edits (the shortened
 // duration under a partition first), all three deletion variants. The long
 // run is `go run ./cmd/chaos`.

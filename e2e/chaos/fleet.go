@@ -24,7 +24,9 @@ type fleet struct {
 	logDir string
 	// denyWatch starts candidates that may not watch the Lease (they poll).
 	denyWatch bool
-	// rate, if set, gives the clock rate of the seq-th candidate.
+	// rate, if set, gives the clock rate of the seq-th candidate; a
+	// replacement keeps the rate of the candidate it replaces, so that the
+	// fleet's mix of clocks stays the same.
 	rate func(seq int) float64
 
 	mu      sync.Mutex
@@ -37,7 +39,10 @@ var identityPrefix = map[string]string{ledger.ImplLeadership: "lp", ledger.ImplC
 
 // spawn starts a new candidate of impl with a fresh identity (as a
 // replaced pod gets a new name) and its own proxy.
-func (f *fleet) spawn(impl string) (*candidate, error) {
+func (f *fleet) spawn(impl string) (*candidate, error) { return f.spawnAt(impl, 0) }
+
+// spawnAt is spawn with the clock rate given (0: the fleet's choice).
+func (f *fleet) spawnAt(impl string, rate float64) (*candidate, error) {
 	f.mu.Lock()
 	f.seq++
 	seq := f.seq
@@ -72,7 +77,10 @@ func (f *fleet) spawn(impl string) (*candidate, error) {
 		args = append(args, "-deny-watch")
 	}
 	if f.rate != nil && impl == ledger.ImplLeadership {
-		c.rate = f.rate(seq)
+		c.rate = rate
+		if c.rate == 0 {
+			c.rate = f.rate(seq)
+		}
 		args = append(args, "-clock-rate", strconv.FormatFloat(c.rate, 'f', -1, 64))
 	}
 	err = c.start(f.r.bin.Path, args)
@@ -137,7 +145,7 @@ func (f *fleet) replace(ctx context.Context, c *candidate) error {
 		return f.fail(err, c)
 	}
 	f.remove(c)
-	n, err := f.spawn(c.impl)
+	n, err := f.spawnAt(c.impl, c.rate)
 	if err != nil {
 		return err
 	}

@@ -56,8 +56,8 @@ type Options struct {
 	CandidateBinary    string
 	CandidateClockSeam bool
 	// ClockDrift is the spread of clock rates in the clock-drift scenario:
-	// its leadership candidates run alternately at 1+ClockDrift/2 and
-	// 1−ClockDrift/2, whose ratio is just inside what the library's
+	// one of its leadership candidates runs at 1+ClockDrift/2, the others
+	// at 1−ClockDrift/2, whose ratio is just inside what the library's
 	// MaxClockDrift (0.01 by default) absorbs: a leader's validity of
 	// L×(1−MaxClockDrift) on a clock that runs (1−D/2)/(1+D/2) slower than
 	// its successor's must stay below the successor's wait of L. Default

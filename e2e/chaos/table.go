@@ -23,7 +23,7 @@ func WriteMarkdown(w io.Writer, res *Result) error {
 	fmt.Fprintf(&b, "Lease %v, %s, units of work of %v; took %v.\n\n",
 		o.LeaseDuration, size, o.Tick, res.Took.Round(time.Second))
 	if res.Scenario.Drift {
-		fmt.Fprintf(&b, "Clock rates of leadership's candidates: alternately %v and %v.\n\n", 1+o.ClockDrift/2, 1-o.ClockDrift/2)
+		fmt.Fprintf(&b, "Clock rates of leadership's candidates: one %v, the others %v.\n\n", 1+o.ClockDrift/2, 1-o.ClockDrift/2)
 	}
 	for _, n := range res.Notes {
 		fmt.Fprintf(&b, "Note: %s.\n\n", n)
