@@ -5,8 +5,10 @@ import (
 	"fmt"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/leadership-dev/leadership/e2e/chaos/checker"
@@ -20,6 +22,12 @@ type fleet struct {
 	name   string // Lease name and ledger fleet
 	label  string // column title in the table
 	logDir string
+	// denyWatch starts candidates that may not watch the Lease (they poll).
+	denyWatch bool
+	// rate, if set, gives the clock rate of the seq-th candidate; a
+	// replacement keeps the rate of the candidate it replaces, so that the
+	// fleet's mix of clocks stays the same.
+	rate func(seq int) float64
 
 	mu      sync.Mutex
 	members []*candidate
@@ -31,10 +39,14 @@ var identityPrefix = map[string]string{ledger.ImplLeadership: "lp", ledger.ImplC
 
 // spawn starts a new candidate of impl with a fresh identity (as a
 // replaced pod gets a new name) and its own proxy.
-func (f *fleet) spawn(impl string) (*candidate, error) {
+func (f *fleet) spawn(impl string) (*candidate, error) { return f.spawnAt(impl, 0) }
+
+// spawnAt is spawn with the clock rate given (0: the fleet's choice).
+func (f *fleet) spawnAt(impl string, rate float64) (*candidate, error) {
 	f.mu.Lock()
 	f.seq++
-	id := fmt.Sprintf("%s-%d", identityPrefix[impl], f.seq)
+	seq := f.seq
+	id := fmt.Sprintf("%s-%d", identityPrefix[impl], seq)
 	f.mu.Unlock()
 	p, err := f.r.cp.NewProxy()
 	if err != nil {
@@ -47,7 +59,11 @@ func (f *fleet) spawn(impl string) (*candidate, error) {
 	}
 	o := f.r.opts
 	c := &candidate{impl: impl, identity: id, proxy: p, logPath: filepath.Join(f.logDir, id+".log")}
-	err = c.start(f.r.bin, []string{
+	c.gone = func(at ledger.Mono) {
+		// Recorded by the runner: the process cannot report its death.
+		_ = f.r.ledger.AddEvent(ledger.Event{Fleet: f.name, Impl: impl, Identity: id, PID: c.pid(), Kind: ledger.EventGone, At: at})
+	}
+	args := []string{
 		"-impl", impl,
 		"-kubeconfig", kubeconfig,
 		"-lease", f.name,
@@ -56,7 +72,18 @@ func (f *fleet) spawn(impl string) (*candidate, error) {
 		"-ledger", f.r.ledger.Addr(),
 		"-tick", o.Tick.String(),
 		"-margin", o.Margin.String(),
-	})
+	}
+	if f.denyWatch {
+		args = append(args, "-deny-watch")
+	}
+	if f.rate != nil && impl == ledger.ImplLeadership {
+		c.rate = rate
+		if c.rate == 0 {
+			c.rate = f.rate(seq)
+		}
+		args = append(args, "-clock-rate", strconv.FormatFloat(c.rate, 'f', -1, 64))
+	}
+	err = c.start(f.r.bin.Path, args)
 	if err != nil {
 		_ = p.Close()
 		return nil, err
@@ -65,6 +92,21 @@ func (f *fleet) spawn(impl string) (*candidate, error) {
 	f.members = append(f.members, c)
 	f.mu.Unlock()
 	return c, nil
+}
+
+// freeze stops c's whole process (SIGSTOP) and records the freeze, so that
+// the checker tells its overlaps apart.
+func (f *fleet) freeze(c *candidate) error {
+	at := ledger.Now()
+	f.r.ledger.AddFreeze(ledger.Freeze{Fleet: f.name, Identity: c.identity, PID: c.pid(), From: at})
+	return c.signal(syscall.SIGSTOP)
+}
+
+// thaw lets c continue (SIGCONT) and records the end of its freeze.
+func (f *fleet) thaw(c *candidate) error {
+	err := c.signal(syscall.SIGCONT)
+	f.r.ledger.Thaw(f.name, c.pid(), ledger.Now())
+	return err
 }
 
 // all returns the current members.
@@ -103,7 +145,7 @@ func (f *fleet) replace(ctx context.Context, c *candidate) error {
 		return f.fail(err, c)
 	}
 	f.remove(c)
-	n, err := f.spawn(c.impl)
+	n, err := f.spawnAt(c.impl, c.rate)
 	if err != nil {
 		return err
 	}
@@ -159,7 +201,11 @@ func termOf(r ledger.Record) checker.TermKey {
 const freshness = 300 * time.Millisecond
 
 // stableLeader waits until a live member is leading (its work was accepted
-// within freshness) and returns it with its term.
+// within freshness) and returns it with its term. A fleet whose new leader
+// has a token below one the store already accepted (client-go's
+// leaseTransitions restart at 0 when the Lease is re-created) does work
+// that the store refuses; its leader is then the member whose refused work
+// is fresh, so that the scenario can go on.
 func (f *fleet) stableLeader(ctx context.Context) (*candidate, checker.TermKey, error) {
 	wctx, cancel := context.WithTimeout(ctx, f.r.opts.WaitTimeout)
 	defer cancel()
@@ -167,12 +213,22 @@ func (f *fleet) stableLeader(ctx context.Context) (*candidate, checker.TermKey, 
 	for {
 		var rec ledger.Record
 		err := f.r.ledger.Wait(wctx, f.name, func(v ledger.View) bool {
-			r, ok := v.LastAccepted()
-			if !ok || r.At <= after || ledger.Now().Sub(r.At) > freshness {
+			now := ledger.Now()
+			if r, ok := v.LastAccepted(); ok && r.At > after && now.Sub(r.At) <= freshness {
+				rec = r
+				return true
+			}
+			rs := v.Records()
+			if len(rs) == 0 {
 				return false
 			}
-			rec = r
-			return true
+			if r := rs[len(rs)-1]; r.At > after && now.Sub(r.At) <= freshness {
+				if a, ok := v.LastAccepted(); !ok || now.Sub(a.At) > 2*freshness {
+					rec = r
+					return true
+				}
+			}
+			return false
 		})
 		if err != nil {
 			return nil, checker.TermKey{}, f.fail(fmt.Errorf("waiting for a leader: %w", err))
@@ -184,9 +240,10 @@ func (f *fleet) stableLeader(ctx context.Context) (*candidate, checker.TermKey, 
 	}
 }
 
-// awaitWrite waits for an accepted write of term decided after at.
-func (f *fleet) awaitWrite(ctx context.Context, term checker.TermKey, at ledger.Mono) error {
-	wctx, cancel := context.WithTimeout(ctx, f.r.opts.WaitTimeout)
+// wroteWithin waits up to within for an accepted write of term decided
+// after at, and reports whether one came.
+func (f *fleet) wroteWithin(ctx context.Context, term checker.TermKey, at ledger.Mono, within time.Duration) (bool, error) {
+	wctx, cancel := context.WithTimeout(ctx, within)
 	defer cancel()
 	err := f.r.ledger.Wait(wctx, f.name, func(v ledger.View) bool {
 		rs := v.Records()
@@ -197,21 +254,26 @@ func (f *fleet) awaitWrite(ctx context.Context, term checker.TermKey, at ledger.
 		}
 		return false
 	})
-	if err != nil {
-		return f.fail(fmt.Errorf("waiting for a write of %v: %w", term, err))
+	switch {
+	case err == nil:
+		return true, nil
+	case ctx.Err() != nil:
+		return false, ctx.Err()
 	}
-	return nil
+	return false, nil
 }
 
-// takeover waits up to within for work of a term other than old to be
-// accepted, begun after at. It reports whether that happened.
+// takeover waits up to within for work of a term other than old, begun
+// after at, to reach the store. It reports whether that happened. Refused
+// work counts: the successor works, whatever the store makes of its token
+// (client-go's may be lower than one accepted before, see stableLeader).
 func (f *fleet) takeover(ctx context.Context, at ledger.Mono, old checker.TermKey, within time.Duration) (bool, error) {
 	wctx, cancel := context.WithTimeout(ctx, within)
 	defer cancel()
 	err := f.r.ledger.Wait(wctx, f.name, func(v ledger.View) bool {
 		rs := v.Records()
 		for i := len(rs) - 1; i >= 0 && rs[i].At > at; i-- {
-			if rs[i].Accepted && rs[i].Begin > at && termOf(rs[i]) != old {
+			if rs[i].Begin > at && termOf(rs[i]) != old {
 				return true
 			}
 		}

@@ -13,6 +13,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/leadership-dev/leadership/e2e/chaos/ledger"
 	"github.com/leadership-dev/leadership/e2e/controlplane"
 )
 
@@ -59,37 +60,69 @@ func isModule(gomod string) bool {
 	return false
 }
 
-// BuildCandidate builds ./cmd/candidate of the e2e module into dir and
-// returns the binary's path. With race, the candidates run under the race
-// detector, so that the elector's goroutines are checked under real
-// signals too.
-func BuildCandidate(ctx context.Context, dir string, race bool) (string, error) {
+// clockSeam is the library's test hook that runs an elector on a given
+// clock; the candidate calls it when built with -tags clockseam.
+const clockSeam = "leadership.NewWithClock"
+
+// Candidate is a built candidate binary.
+type Candidate struct {
+	Path string
+	// ClockSeam: the binary can run leadership's elector on a drifting
+	// clock (-clock-rate). Without it, the clock-drift scenario cannot run
+	// leadership's fleet; NoSeam says why.
+	ClockSeam bool
+	NoSeam    string
+}
+
+// BuildCandidate builds ./cmd/candidate of the e2e module into dir. With
+// race, the candidates run under the race detector, so that the elector's
+// goroutines are checked under real signals too. It builds with the
+// library's clock seam (-tags clockseam); if the library does not export
+// it yet, the compiler says "undefined: leadership.NewWithClock" and the
+// candidate is built without it, which the result reports.
+func BuildCandidate(ctx context.Context, dir string, race bool) (Candidate, error) {
 	mod, err := ModuleDir(ctx)
 	if err != nil {
-		return "", err
+		return Candidate{}, err
 	}
-	bin := filepath.Join(dir, "candidate")
-	args := []string{"build", "-o", bin}
-	if race {
-		args = append(args, "-race")
+	c := Candidate{Path: filepath.Join(dir, "candidate"), ClockSeam: true}
+	build := func(tags ...string) ([]string, []byte, error) {
+		args := []string{"build", "-o", c.Path}
+		if race {
+			args = append(args, "-race")
+		}
+		if len(tags) > 0 {
+			args = append(args, "-tags", strings.Join(tags, ","))
+		}
+		cmd := exec.CommandContext(ctx, "go", append(args, "./cmd/candidate")...)
+		cmd.Dir = mod
+		out, err := cmd.CombinedOutput()
+		return args, out, err
 	}
-	cmd := exec.CommandContext(ctx, "go", append(args, "./cmd/candidate")...)
-	cmd.Dir = mod
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("chaos: go %s (in %s): %w\n%s", strings.Join(args, " "), mod, err, out)
+	args, out, err := build("clockseam")
+	if err != nil && strings.Contains(string(out), "undefined: "+clockSeam) {
+		c.ClockSeam = false
+		c.NoSeam = fmt.Sprintf("the library does not export its clock seam %s (go build -tags clockseam: undefined: %s)", clockSeam, clockSeam)
+		args, out, err = build()
 	}
-	return bin, nil
+	if err != nil {
+		return Candidate{}, fmt.Errorf("chaos: go %s (in %s): %w\n%s", strings.Join(args, " "), mod, err, out)
+	}
+	return c, nil
 }
 
 // candidate is one candidate process, with its own proxy to the API server.
 type candidate struct {
 	impl     string
 	identity string
+	rate     float64 // clock rate, 0 for the real clock
 	proxy    *controlplane.Proxy
 	cmd      *exec.Cmd
 	logPath  string
 	exited   chan struct{}
 	exitErr  error
+	// gone is called with the moment the process was reaped.
+	gone func(at ledger.Mono)
 }
 
 func (c *candidate) pid() int { return c.cmd.Process.Pid }
@@ -115,6 +148,12 @@ func (c *candidate) start(bin string, args []string) error {
 	c.exited = make(chan struct{})
 	go func() {
 		c.exitErr = c.cmd.Wait()
+		// Nothing of the process runs after this: it bounds a lead
+		// interval the process could not report the end of.
+		at := ledger.Now()
+		if c.gone != nil {
+			c.gone(at)
+		}
 		logf.Close()
 		close(c.exited)
 	}()

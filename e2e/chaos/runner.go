@@ -19,7 +19,10 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"time"
+
+	"k8s.io/client-go/kubernetes"
 
 	"github.com/leadership-dev/leadership/e2e/chaos/ledger"
 	"github.com/leadership-dev/leadership/e2e/controlplane"
@@ -47,8 +50,19 @@ type Options struct {
 	// WaitTimeout bounds every wait for a condition (a new leader, a
 	// process exit). Default 60s: generous, for a loaded machine.
 	WaitTimeout time.Duration
-	// CandidateBinary is a prebuilt ./cmd/candidate; "" builds one.
-	CandidateBinary string
+	// CandidateBinary is a prebuilt ./cmd/candidate; "" builds one. A
+	// prebuilt binary is taken to have the clock seam if it was built with
+	// -tags clockseam, which CandidateClockSeam says.
+	CandidateBinary    string
+	CandidateClockSeam bool
+	// ClockDrift is the spread of clock rates in the clock-drift scenario:
+	// one of its leadership candidates runs at 1+ClockDrift/2, the others
+	// at 1−ClockDrift/2, whose ratio is just inside what the library's
+	// MaxClockDrift (0.01 by default) absorbs: a leader's validity of
+	// L×(1−MaxClockDrift) on a clock that runs (1−D/2)/(1+D/2) slower than
+	// its successor's must stay below the successor's wait of L. Default
+	// 0.01.
+	ClockDrift float64
 	// Race builds the candidate with the race detector.
 	Race bool
 	// Dir keeps the candidates' logs; "" uses a temp dir removed by Close
@@ -88,6 +102,9 @@ func (o Options) withDefaults() Options {
 	if o.Margin <= 0 {
 		o.Margin = 200 * time.Millisecond
 	}
+	if o.ClockDrift <= 0 {
+		o.ClockDrift = 0.01
+	}
 	if o.WaitTimeout <= 0 {
 		o.WaitTimeout = time.Minute
 	}
@@ -104,7 +121,8 @@ type Runner struct {
 	cp      *controlplane.ControlPlane
 	etcd    *leaseEtcd
 	ledger  *ledger.Server
-	bin     string
+	kube    kubernetes.Interface
+	bin     Candidate
 	dir     string
 	tempDir bool
 	failed  bool
@@ -133,16 +151,22 @@ func Start(ctx context.Context, opts Options) (*Runner, error) {
 	}
 
 	built := make(chan error, 1)
-	r.bin = o.CandidateBinary
-	if r.bin == "" {
+	if o.CandidateBinary == "" {
 		go func() {
 			t := time.Now()
 			bin, err := BuildCandidate(ctx, r.dir, o.Race)
 			r.bin = bin
-			r.log.Info("built the candidate", "race", o.Race, "took", time.Since(t).Round(time.Millisecond))
+			r.log.Info("built the candidate", "race", o.Race, "clockSeam", bin.ClockSeam, "took", time.Since(t).Round(time.Millisecond))
+			if err == nil && !bin.ClockSeam {
+				r.log.Warn("the clock-drift scenario cannot run leadership's fleet: " + bin.NoSeam)
+			}
 			built <- err
 		}()
 	} else {
+		r.bin = Candidate{Path: o.CandidateBinary, ClockSeam: o.CandidateClockSeam}
+		if !r.bin.ClockSeam {
+			r.bin.NoSeam = "the prebuilt candidate was not built with -tags clockseam"
+		}
 		built <- nil
 	}
 
@@ -163,6 +187,10 @@ func Start(ctx context.Context, opts Options) (*Runner, error) {
 	if err != nil {
 		<-built
 		return nil, err
+	}
+	if r.kube, err = kubernetes.NewForConfig(r.cp.Config); err != nil {
+		<-built
+		return nil, fmt.Errorf("chaos: %w", err)
 	}
 	if r.ledger, err = ledger.Serve(); err != nil {
 		<-built
@@ -197,6 +225,10 @@ func (r *Runner) Close() {
 // Dir is where the candidates' logs are.
 func (r *Runner) Dir() string { return r.dir }
 
+// ClockSeam reports whether the candidates can run leadership's elector on
+// a drifting clock, and if not, why.
+func (r *Runner) ClockSeam() (bool, string) { return r.bin.ClockSeam, r.bin.NoSeam }
+
 // Run runs one scenario by name (see Scenarios).
 func (r *Runner) Run(ctx context.Context, name string) (*Result, error) {
 	sc, ok := scenarioByName(name)
@@ -217,4 +249,19 @@ func (r *Runner) logDir(fleet string) (string, error) {
 		return "", fmt.Errorf("chaos: %w", err)
 	}
 	return d, nil
+}
+
+// clientGoVersion is the version of client-go built in.
+func clientGoVersion() string {
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		for _, d := range bi.Deps {
+			if d.Path == "k8s.io/client-go" {
+				if d.Replace != nil {
+					return d.Replace.Version
+				}
+				return d.Version
+			}
+		}
+	}
+	return "(version unknown)"
 }

@@ -23,6 +23,14 @@ type Scenario struct {
 	// Mixed scenarios run one fleet of both implementations; the others
 	// run a leadership fleet and a client-go fleet side by side.
 	Mixed bool
+	// DenyWatch: candidates may not watch the Lease, so they poll.
+	DenyWatch bool
+	// Drift: one leadership candidate runs on a fast clock, the others on
+	// slow ones (Options.ClockDrift); client-go offers no clock to replace.
+	Drift bool
+	// Frozen: the scenario stops whole processes (SIGSTOP) past their
+	// lease, so refused writes of the frozen processes are expected.
+	Frozen bool
 
 	perFleet func(ctx context.Context, s *session, f *fleet) error
 	shared   func(ctx context.Context, s *session, fs []*fleet) error
@@ -32,7 +40,7 @@ type Scenario struct {
 func Scenarios() []Scenario {
 	return []Scenario{
 		{Name: "kill", Title: "kill -9 of the leader", perFleet: killLeader},
-		{Name: "sigstop", Title: "SIGSTOP of the leader past the lease, SIGCONT once the successor has written", perFleet: stopLeader},
+		{Name: "sigstop", Title: "SIGSTOP of the leader past the lease, SIGCONT once the successor has written", Frozen: true, perFleet: stopLeader},
 		{Name: "partition", Title: "the leader partitioned from the API server (its proxy blackholed)", perFleet: partitionLeader},
 		{Name: "latency", Title: "latency spikes on the leader's path to the API server, longer than the renew interval", perFleet: slowLeader},
 		{Name: "apiserver-restart", Title: "kube-apiserver restart (a new one on the same etcd)", shared: restartAPIServer},
@@ -40,6 +48,10 @@ func Scenarios() []Scenario {
 		{Name: "rolling-restart", Title: "rolling restart of all replicas (SIGTERM, replace, next)", perFleet: rollingRestart},
 		{Name: "handover-storm", Title: "handover storm: graceful handovers in a row (SIGTERM to the leader)", perFleet: handoverStorm},
 		{Name: "mixed", Title: "mixed fleet (2 leadership + 2 client-go) under kills, alternately -9 and SIGTERM", Mixed: true, perFleet: mixedKills},
+		{Name: "hand-edit", Title: "an operator's read-modify-write of the held Lease, annotations kept: leaseDurationSeconds 2→1, renewTime, or a label; every other edit with the leader partitioned", perFleet: handEdit},
+		{Name: "manual-release", Title: "an operator empties holderIdentity of the held Lease, annotations kept; every other time with the leader partitioned", perFleet: manualRelease},
+		{Name: "delete-polling", Title: "the held Lease deleted while candidates poll (watch forbidden): plain, after a partitioned leader was replaced and healed at once, with the leader partitioned", DenyWatch: true, perFleet: deletePolling},
+		{Name: "clock-drift", Title: "one candidate's clock fast, the others' slow (rates 1±ClockDrift/2), under partitions (two rounds in three) and kill -9", Drift: true, perFleet: clockDrift},
 	}
 }
 
@@ -70,6 +82,9 @@ type Result struct {
 	Fleets   []FleetResult
 	Took     time.Duration
 	Options  Options
+	// Notes say what the scenario could not do as described (a fleet not
+	// run, clocks not drifted).
+	Notes []string
 }
 
 // FleetResult is one fleet's report.
@@ -108,6 +123,7 @@ func (r *Runner) run(ctx context.Context, sc Scenario) (*Result, error) {
 		impls []string
 	}
 	var specs []spec
+	var notes []string
 	if sc.Mixed {
 		var impls []string
 		for i := range mixedSize(r.opts) {
@@ -116,6 +132,13 @@ func (r *Runner) run(ctx context.Context, sc Scenario) (*Result, error) {
 		specs = []spec{{fmt.Sprintf("mixed (%d+%d)", len(impls)/2, len(impls)/2), impls}}
 	} else {
 		for _, impl := range []string{ledger.ImplLeadership, ledger.ImplClientGo} {
+			if sc.Drift && impl == ledger.ImplLeadership && !r.bin.ClockSeam {
+				notes = append(notes, "leadership's fleet NOT RUN: "+r.bin.NoSeam)
+				continue
+			}
+			if sc.Drift && impl == ledger.ImplClientGo {
+				notes = append(notes, "client-go's candidates run on the real clock: client-go "+clientGoVersion()+" offers no clock to replace (LeaderElectionConfig has no Clock field)")
+			}
 			var impls []string
 			for range r.opts.Candidates {
 				impls = append(impls, impl)
@@ -135,7 +158,19 @@ func (r *Runner) run(ctx context.Context, sc Scenario) (*Result, error) {
 		if err != nil {
 			return nil, err
 		}
-		f := &fleet{r: r, name: name, label: sp.label, logDir: dir}
+		f := &fleet{r: r, name: name, label: sp.label, logDir: dir, denyWatch: sc.DenyWatch}
+		if sc.Drift {
+			d := r.opts.ClockDrift
+			// One fast clock, the others slow: the fast one, a follower
+			// most of the time, is the first to take over from a slow
+			// leader, which is the case MaxClockDrift is for.
+			f.rate = func(seq int) float64 {
+				if seq%r.opts.Candidates == 1 {
+					return 1 + d/2
+				}
+				return 1 - d/2
+			}
+		}
 		fleets = append(fleets, f)
 		for _, impl := range sp.impls {
 			if _, err := f.spawn(impl); err != nil {
@@ -187,7 +222,7 @@ func (r *Runner) run(ctx context.Context, sc Scenario) (*Result, error) {
 		}
 	}
 	end := ledger.Now()
-	res := &Result{Scenario: sc, Options: s.o}
+	res := &Result{Scenario: sc, Options: s.o, Notes: notes}
 	var races []string
 	for _, f := range fleets {
 		f.stopAll()
@@ -222,24 +257,30 @@ func killLeader(ctx context.Context, s *session, f *fleet) error {
 func signalLeaders(ctx context.Context, s *session, f *fleet, label string, pick func(i int, c *candidate) (syscall.Signal, string)) error {
 	for i := range s.o.Transitions {
 		s.progress(f, label, i, s.o.Transitions)
-		c, old, err := f.stableLeader(ctx)
-		if err != nil {
-			return err
-		}
-		sig, kind := pick(i, c)
-		at := ledger.Now()
-		s.fault(f, kind, c.identity, at, true)
-		if err := c.signal(sig); err != nil {
-			return err
-		}
-		if err := f.awaitTakeover(ctx, at, old); err != nil {
-			return err
-		}
-		if err := f.replace(ctx, c); err != nil {
+		if err := signalOnce(ctx, s, f, func(c *candidate) (syscall.Signal, string) { return pick(i, c) }); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// signalOnce signals the leader, waits for a successor and replaces the
+// signalled candidate.
+func signalOnce(ctx context.Context, s *session, f *fleet, pick func(c *candidate) (syscall.Signal, string)) error {
+	c, old, err := f.stableLeader(ctx)
+	if err != nil {
+		return err
+	}
+	sig, kind := pick(c)
+	at := ledger.Now()
+	s.fault(f, kind, c.identity, at, true)
+	if err := c.signal(sig); err != nil {
+		return err
+	}
+	if err := f.awaitTakeover(ctx, at, old); err != nil {
+		return err
+	}
+	return f.replace(ctx, c)
 }
 
 // stopLeader: SIGSTOP the leader in the middle of a unit of work, keep it
@@ -249,12 +290,25 @@ func signalLeaders(ctx context.Context, s *session, f *fleet, label string, pick
 func stopLeader(ctx context.Context, s *session, f *fleet) error {
 	for i := range s.o.Transitions {
 		s.progress(f, "SIGSTOP", i, s.o.Transitions)
-		c, old, err := f.stableLeader(ctx)
-		if err != nil {
-			return err
-		}
-		if err := f.awaitWrite(ctx, old, ledger.Now()); err != nil {
-			return err
+		var c *candidate
+		var old checker.TermKey
+		for attempt := 0; ; attempt++ {
+			var err error
+			if c, old, err = f.stableLeader(ctx); err != nil {
+				return err
+			}
+			// Under load a leader may lose its term on its own just
+			// after it was picked: then pick again.
+			wrote, err := f.wroteWithin(ctx, old, ledger.Now(), s.o.LeaseDuration)
+			if err != nil {
+				return err
+			}
+			if wrote {
+				break
+			}
+			if attempt == 10 {
+				return f.fail(fmt.Errorf("10 leaders in a row stopped writing within %v of being picked", s.o.LeaseDuration))
+			}
 		}
 		// Just after a write the next unit begins; half a tick later the
 		// leader is inside it, between its begin and its write. This
@@ -262,14 +316,14 @@ func stopLeader(ctx context.Context, s *session, f *fleet) error {
 		time.Sleep(s.o.Tick / 2)
 		at := ledger.Now()
 		s.fault(f, "SIGSTOP", c.identity, at, true)
-		if err := c.signal(syscall.SIGSTOP); err != nil {
+		if err := f.freeze(c); err != nil {
 			return err
 		}
 		if err := f.awaitTakeover(ctx, at, old); err != nil {
-			_ = c.signal(syscall.SIGCONT)
+			_ = f.thaw(c)
 			return err
 		}
-		if err := c.signal(syscall.SIGCONT); err != nil {
+		if err := f.thaw(c); err != nil {
 			return err
 		}
 		if err := f.awaitEvent(ctx, c, ledger.EventLeadEnd, old.Term); err != nil {
@@ -284,23 +338,29 @@ func stopLeader(ctx context.Context, s *session, f *fleet) error {
 func partitionLeader(ctx context.Context, s *session, f *fleet) error {
 	for i := range s.o.Transitions {
 		s.progress(f, "partition", i, s.o.Transitions)
-		c, old, err := f.stableLeader(ctx)
-		if err != nil {
-			return err
-		}
-		at := ledger.Now()
-		s.fault(f, "partition", c.identity, at, true)
-		c.proxy.Blackhole()
-		err = f.awaitTakeover(ctx, at, old)
-		if err == nil {
-			err = f.awaitEvent(ctx, c, ledger.EventLeadEnd, old.Term)
-		}
-		c.proxy.Restore()
-		if err != nil {
+		if err := partitionOnce(ctx, s, f, "partition"); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// partitionOnce blackholes the leader's proxy until a successor leads and
+// the old leader's work has returned, then heals.
+func partitionOnce(ctx context.Context, s *session, f *fleet, kind string) error {
+	c, old, err := f.stableLeader(ctx)
+	if err != nil {
+		return err
+	}
+	at := ledger.Now()
+	s.fault(f, kind, c.identity, at, true)
+	c.proxy.Blackhole()
+	err = f.awaitTakeover(ctx, at, old)
+	if err == nil {
+		err = f.awaitEvent(ctx, c, ledger.EventLeadEnd, old.Term)
+	}
+	c.proxy.Restore()
+	return err
 }
 
 // slowLeader: add one-way latency of 35–75% of the lease duration (0.7–1.5s
@@ -441,11 +501,14 @@ func mixedKills(ctx context.Context, s *session, f *fleet) error {
 }
 
 // LeadershipProblems lists what the result shows against leadership's
-// promise: in a leadership fleet any overlap, stale write accepted, token
-// that failed to increase, or fault without a new leader; in a mixed fleet
-// overlaps that a leadership term caused (its work accepted after a
-// successor began), tokens of leadership terms that failed to increase,
-// and faults without a new leader.
+// promise. In a leadership fleet: any overlap of lead intervals (a frozen
+// process's excepted, see checker), any write refused outside a frozen
+// process, any overlap of accepted work, stale write accepted, token that
+// failed to increase, misreported interval, or fault without a new leader.
+// In a mixed fleet: overlaps that a leadership interval caused (it still
+// led when another began), refused writes of leadership's unfrozen
+// intervals, tokens of leadership terms that failed to increase, and
+// faults without a new leader.
 func (r *Result) LeadershipProblems() []string {
 	var out []string
 	for _, f := range r.Fleets {
@@ -456,9 +519,14 @@ func (r *Result) LeadershipProblems() []string {
 				out = append(out, f.Label+": "+p)
 			}
 		case r.Scenario.Mixed:
-			for _, o := range rep.Overlaps {
+			for _, o := range rep.LeadOverlaps {
 				if o.Earlier.Impl == ledger.ImplLeadership {
-					out = append(out, fmt.Sprintf("%s: leadership term %s had work accepted %v after %s (%s) began", f.Label, o.Earlier.Key, o.Duration, o.Later.Key, o.Later.Impl))
+					out = append(out, f.Label+": "+o.String())
+				}
+			}
+			for _, iv := range rep.Intervals {
+				if iv.Impl == ledger.ImplLeadership && iv.Refused > 0 && !iv.Frozen() {
+					out = append(out, fmt.Sprintf("%s: %d writes of leadership term %s refused, its process never frozen", f.Label, iv.Refused, iv.Key))
 				}
 			}
 			for _, v := range rep.Violations {

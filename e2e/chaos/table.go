@@ -22,6 +22,16 @@ func WriteMarkdown(w io.Writer, res *Result) error {
 	}
 	fmt.Fprintf(&b, "Lease %v, %s, units of work of %v; took %v.\n\n",
 		o.LeaseDuration, size, o.Tick, res.Took.Round(time.Second))
+	if res.Scenario.Drift {
+		fmt.Fprintf(&b, "Clock rates of leadership's candidates: one %v, the others %v.\n\n", 1+o.ClockDrift/2, 1-o.ClockDrift/2)
+	}
+	for _, n := range res.Notes {
+		fmt.Fprintf(&b, "Note: %s.\n\n", n)
+	}
+	if len(res.Fleets) == 0 {
+		_, err := io.WriteString(w, b.String())
+		return err
+	}
 	b.WriteString("| |")
 	for _, f := range res.Fleets {
 		fmt.Fprintf(&b, " %s |", f.Label)
@@ -40,18 +50,33 @@ func WriteMarkdown(w io.Writer, res *Result) error {
 	}
 	row("faults injected", func(r checker.Report) string { return fmt.Sprint(r.Faults) })
 	row("transitions (new terms)", func(r checker.Report) string { return fmt.Sprint(r.Transitions) })
-	row("units of work accepted", func(r checker.Report) string { return fmt.Sprint(r.Accepted) })
-	row("**overlaps of accepted work** (total time)", func(r checker.Report) string {
-		return fmt.Sprintf("**%d** (%v)", len(r.Overlaps), r.OverlapTime().Round(time.Millisecond))
+	row("lead intervals (calls of the work function)", func(r checker.Report) string { return fmt.Sprint(len(r.Intervals)) })
+	row("**overlapping lead intervals** (total time)", func(r checker.Report) string {
+		return fmt.Sprintf("**%d** (%v)", len(r.LeadOverlaps), r.LeadOverlapTime().Round(time.Millisecond))
 	})
 	if res.Scenario.Mixed {
 		for _, impl := range []string{ledger.ImplLeadership, ledger.ImplClientGo} {
 			row("– of them after a "+impl+" term", func(r checker.Report) string { return fmt.Sprint(r.OverlapsAfter(impl)) })
 		}
 	}
+	if res.Scenario.Frozen || anyReport(res, func(r checker.Report) bool { return len(r.FrozenOverlaps) > 0 }) {
+		row("frozen-process overlaps (SIGSTOP past the lease; only fencing helps)", func(r checker.Report) string {
+			return fmt.Sprintf("%d (%v)", len(r.FrozenOverlaps), r.FrozenOverlapTime().Round(time.Millisecond))
+		})
+	}
+	row("**writes refused outside frozen processes**", func(r checker.Report) string { return fmt.Sprintf("**%d**", r.RefusedUnfrozen) })
+	if anyReport(res, func(r checker.Report) bool { return r.Misreported > 0 || r.UnexplainedRefusals > 0 }) {
+		row("**lead intervals misreported / refusals unexplained**", func(r checker.Report) string {
+			return fmt.Sprintf("**%d / %d**", r.Misreported, r.UnexplainedRefusals)
+		})
+	}
+	row("units of work accepted", func(r checker.Report) string { return fmt.Sprint(r.Accepted) })
+	row("overlaps of accepted work (total time)", func(r checker.Report) string {
+		return fmt.Sprintf("%d (%v)", len(r.AcceptedOverlaps), r.AcceptedOverlapTime().Round(time.Millisecond))
+	})
 	row("**stale writes accepted**", func(r checker.Report) string { return fmt.Sprintf("**%d**", r.StaleAccepted) })
 	row("**fencing tokens not increasing**", func(r checker.Report) string { return fmt.Sprintf("**%d**", len(r.Violations)) })
-	row("stale writes refused by the fenced store", func(r checker.Report) string { return fmt.Sprint(r.Refused) })
+	row("stale writes refused by the fenced store (all)", func(r checker.Report) string { return fmt.Sprint(r.Refused) })
 	row("takeover after the fault: p50 / p99 / max", func(r checker.Report) string {
 		if len(r.Takeovers) == 0 {
 			return "–"
@@ -69,6 +94,15 @@ func WriteMarkdown(w io.Writer, res *Result) error {
 	return err
 }
 
+func anyReport(res *Result, p func(checker.Report) bool) bool {
+	for _, f := range res.Fleets {
+		if p(f.Report) {
+			return true
+		}
+	}
+	return false
+}
+
 func ms(d time.Duration) string {
 	switch {
 	case d >= 10*time.Second:
@@ -82,8 +116,9 @@ func ms(d time.Duration) string {
 // WriteSummary writes totals over results per fleet label.
 func WriteSummary(w io.Writer, results []*Result) error {
 	type total struct {
-		faults, transitions, accepted, overlaps, stale, violations, refused, missed int
-		takeovers                                                                   []time.Duration
+		faults, transitions, intervals, leadOverlaps, frozenOverlaps, refusedUnfrozen int
+		accepted, overlaps, stale, violations, refused, missed                        int
+		takeovers                                                                     []time.Duration
 	}
 	var order []string
 	totals := map[string]*total{}
@@ -102,8 +137,12 @@ func WriteSummary(w io.Writer, results []*Result) error {
 			r := f.Report
 			t.faults += r.Faults
 			t.transitions += r.Transitions
+			t.intervals += len(r.Intervals)
+			t.leadOverlaps += len(r.LeadOverlaps)
+			t.frozenOverlaps += len(r.FrozenOverlaps)
+			t.refusedUnfrozen += r.RefusedUnfrozen
 			t.accepted += r.Accepted
-			t.overlaps += len(r.Overlaps)
+			t.overlaps += len(r.AcceptedOverlaps)
 			t.stale += r.StaleAccepted
 			t.violations += len(r.Violations)
 			t.refused += r.Refused
@@ -130,11 +169,15 @@ func WriteSummary(w io.Writer, results []*Result) error {
 	}
 	row("faults injected", func(t *total) string { return fmt.Sprint(t.faults) })
 	row("transitions", func(t *total) string { return fmt.Sprint(t.transitions) })
+	row("lead intervals", func(t *total) string { return fmt.Sprint(t.intervals) })
+	row("**overlapping lead intervals**", func(t *total) string { return fmt.Sprintf("**%d**", t.leadOverlaps) })
+	row("frozen-process overlaps", func(t *total) string { return fmt.Sprint(t.frozenOverlaps) })
+	row("**writes refused outside frozen processes**", func(t *total) string { return fmt.Sprintf("**%d**", t.refusedUnfrozen) })
 	row("units of work accepted", func(t *total) string { return fmt.Sprint(t.accepted) })
-	row("**overlaps of accepted work**", func(t *total) string { return fmt.Sprintf("**%d**", t.overlaps) })
+	row("overlaps of accepted work", func(t *total) string { return fmt.Sprint(t.overlaps) })
 	row("**stale writes accepted**", func(t *total) string { return fmt.Sprintf("**%d**", t.stale) })
 	row("**fencing tokens not increasing**", func(t *total) string { return fmt.Sprintf("**%d**", t.violations) })
-	row("stale writes refused", func(t *total) string { return fmt.Sprint(t.refused) })
+	row("stale writes refused (all)", func(t *total) string { return fmt.Sprint(t.refused) })
 	row("faults without a new leader", func(t *total) string { return fmt.Sprint(t.missed) })
 	row("takeover max (all faults)", func(t *total) string {
 		r := checker.Report{Takeovers: t.takeovers}

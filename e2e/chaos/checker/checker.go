@@ -1,10 +1,26 @@
 // Package checker judges a fleet's history from the chaos ledger: did the
-// work of two terms ever overlap, did fencing tokens increase from term to
-// term, how many stale writes did the fenced store refuse, how long did
-// takeovers take and how long was the fleet without a leader.
+// lead intervals of two terms ever overlap, did the accepted work of two
+// terms overlap, did fencing tokens increase from term to term, how many
+// stale writes did the fenced store refuse, how long did takeovers take and
+// how long was the fleet without a leader.
 //
 // The definitions (docs/RELIABILITY.md states them for readers):
 //
+//   - A lead interval is one call of a candidate's work function: from its
+//     start (the lead-start event, stamped by the candidate as the call
+//     begins) to its return (lead-end); if the process never reported the
+//     return because it was killed, to the moment the runner reaped it.
+//     Every unit of the term, accepted or refused, lies inside it.
+//   - Two lead intervals overlap if they intersect: two candidates led at
+//     once. This is the judgment of leadership's promise. An overlap whose
+//     earlier interval's process was stopped whole (SIGSTOP, recorded by
+//     the runner as a Freeze) before the later one began is a frozen-
+//     process overlap, reported apart: no lease can stop a process that
+//     resumes after its lease ran out; only a fenced store can refuse what
+//     it then writes.
+//   - A refused write outside a frozen interval is a violation too: the
+//     store refuses a write only after it accepted a higher token, so the
+//     writer worked after its successor had begun.
 //   - A unit of work is one tick of a leader: it begins (Begin, stamped by
 //     the candidate) and ends with a fenced write. It is accepted if the
 //     store accepted its write, at the store's time At.
@@ -13,14 +29,15 @@
 //     [Begin of its first accepted unit, At of its last accepted write];
 //     a term without accepted units has no span and did nothing the store
 //     kept.
-//   - Two terms overlap if their spans intersect. Refused units are not
-//     part of any span: a refused write changed nothing.
+//   - Two terms' accepted work overlaps if their spans intersect. Refused
+//     units are not part of any span: a refused write changed nothing in
+//     the store (but it is part of its lead interval).
 //   - A stale write was accepted if the store accepted it after the next
 //     term (in order of span start) had already begun.
 //   - Tokens fail to increase if, in order of span start and within one
 //     token space, a term's token is not greater than the previous term's.
-//   - A takeover is measured from a fault to the span start of the first
-//     term that begins after it (and before the next fault).
+//   - A takeover is measured from a fault to the start of the first lead
+//     interval that begins after it (and before the next fault).
 //   - Time without a leader is the part of the scenario window that no
 //     term's span covers.
 //
@@ -59,7 +76,7 @@ type Term struct {
 	Refused    int
 }
 
-// Overlap is two terms whose spans intersect.
+// Overlap is two terms whose spans of accepted work intersect.
 type Overlap struct {
 	Earlier, Later Term
 	Duration       time.Duration
@@ -77,17 +94,32 @@ type Report struct {
 	Impls []string
 	// Terms with at least one accepted unit.
 	Terms []Term
-	// Transitions counts terms that began inside the scenario window and
-	// had a predecessor.
+	// Transitions counts lead intervals that began inside the scenario
+	// window and had a predecessor.
 	Transitions int
 	Accepted    int
 	// Refused counts stale writes the store refused.
 	Refused int
+	// RefusedUnfrozen counts refused writes of lead intervals whose process
+	// was never stopped: work done after a successor began, by a process
+	// nothing froze.
+	RefusedUnfrozen int
 	// StaleAccepted counts writes accepted after a newer term had begun.
 	StaleAccepted int
-	Overlaps      []Overlap
-	Violations    []Violation
-	Faults        int
+	// AcceptedOverlaps are terms whose spans of accepted work intersect.
+	AcceptedOverlaps []Overlap
+	// Intervals are the lead intervals, sorted by start.
+	Intervals []Interval
+	// LeadOverlaps are intersecting lead intervals, frozen processes' apart
+	// in FrozenOverlaps.
+	LeadOverlaps, FrozenOverlaps []LeadOverlap
+	// UnexplainedRefusals counts refused writes of terms that overlap no
+	// other term, and Misreported the intervals whose start was not
+	// reported or that did not hold their own units: either means the lead
+	// intervals cannot be trusted.
+	UnexplainedRefusals, Misreported int
+	Violations                       []Violation
+	Faults                           int
 	// Takeovers holds one sample per fault followed by a new term.
 	Takeovers []time.Duration
 	// Missed counts faults that required a takeover and saw none before
@@ -144,15 +176,31 @@ func Check(h ledger.History) Report {
 		return cmp.Compare(a.End, b.End)
 	})
 
-	r.Overlaps = overlaps(r.Terms)
+	r.AcceptedOverlaps = overlaps(r.Terms)
+	r.Intervals = intervals(h)
+	r.LeadOverlaps, r.FrozenOverlaps = leadOverlaps(r.Intervals)
+	r.UnexplainedRefusals = unexplainedRefusals(r.Intervals, r.LeadOverlaps, r.FrozenOverlaps)
+	for _, iv := range r.Intervals {
+		if !iv.Frozen() {
+			r.RefusedUnfrozen += iv.Refused
+		}
+		if iv.NoStart || iv.Stretched > 0 {
+			r.Misreported++
+		}
+	}
 	r.StaleAccepted = staleAccepted(h.Records, r.Terms)
 	r.Violations = violations(r.Terms)
-	for i, t := range r.Terms {
-		if i > 0 && t.Start >= h.Start && (h.End == 0 || t.Start < h.End) {
+	// Transitions and takeovers count lead intervals: a new leader leads
+	// whatever the store makes of its token (client-go's restart at 0 when
+	// the Lease is re-created, and all its work is refused for a while).
+	starts := make([]ledger.Mono, len(r.Intervals))
+	for i, iv := range r.Intervals {
+		starts[i] = iv.Start
+		if i > 0 && iv.Start >= h.Start && (h.End == 0 || iv.Start < h.End) {
 			r.Transitions++
 		}
 	}
-	r.Takeovers, r.Missed, r.Kept = takeovers(h.Faults, r.Terms, h.End)
+	r.Takeovers, r.Missed, r.Kept = takeovers(h.Faults, starts, h.End)
 	if h.End > h.Start {
 		r.Window = h.End.Sub(h.Start)
 		r.Leaderless, r.MaxGap = uncovered(r.Terms, h.Start, h.End)
@@ -202,7 +250,9 @@ func violations(terms []Term) []Violation {
 	return out
 }
 
-func takeovers(faults []ledger.Fault, terms []Term, end ledger.Mono) (samples []time.Duration, missed, kept int) {
+// takeovers measures each fault to the first of starts (sorted) after it
+// and before the next fault.
+func takeovers(faults []ledger.Fault, starts []ledger.Mono, end ledger.Mono) (samples []time.Duration, missed, kept int) {
 	fs := slices.Clone(faults)
 	slices.SortFunc(fs, func(a, b ledger.Fault) int { return cmp.Compare(a.At, b.At) })
 	for i, f := range fs {
@@ -213,9 +263,9 @@ func takeovers(faults []ledger.Fault, terms []Term, end ledger.Mono) (samples []
 			limit = end
 		}
 		found := false
-		for _, t := range terms {
-			if t.Start > f.At && t.Start <= limit {
-				samples = append(samples, t.Start.Sub(f.At))
+		for _, st := range starts {
+			if st > f.At && st <= limit {
+				samples = append(samples, st.Sub(f.At))
 				found = true
 				break
 			}
@@ -256,11 +306,12 @@ func uncovered(terms []Term, start, end ledger.Mono) (total, longest time.Durati
 	return total + gap, max(longest, gap)
 }
 
-// OverlapsAfter counts overlaps whose earlier term ran impl: an overlap is
-// the fault of the term that kept working, not of the one that started.
+// OverlapsAfter counts lead overlaps (frozen processes' excluded) whose
+// earlier interval ran impl: an overlap is the fault of the term that kept
+// working, not of the one that started.
 func (r Report) OverlapsAfter(impl string) int {
 	n := 0
-	for _, o := range r.Overlaps {
+	for _, o := range r.LeadOverlaps {
 		if o.Earlier.Impl == impl {
 			n++
 		}
@@ -268,10 +319,29 @@ func (r Report) OverlapsAfter(impl string) int {
 	return n
 }
 
-// OverlapTime is the total overlapping time.
-func (r Report) OverlapTime() time.Duration {
+// LeadOverlapTime is the total time of the lead overlaps (frozen
+// processes' excluded).
+func (r Report) LeadOverlapTime() time.Duration {
 	var d time.Duration
-	for _, o := range r.Overlaps {
+	for _, o := range r.LeadOverlaps {
+		d += o.Duration
+	}
+	return d
+}
+
+// FrozenOverlapTime is the total time of the frozen processes' overlaps.
+func (r Report) FrozenOverlapTime() time.Duration {
+	var d time.Duration
+	for _, o := range r.FrozenOverlaps {
+		d += o.Duration
+	}
+	return d
+}
+
+// AcceptedOverlapTime is the total overlapping time of accepted work.
+func (r Report) AcceptedOverlapTime() time.Duration {
+	var d time.Duration
+	for _, o := range r.AcceptedOverlaps {
 		d += o.Duration
 	}
 	return d
@@ -297,17 +367,32 @@ func (r Report) MaxTakeover() time.Duration {
 	return slices.Max(r.Takeovers)
 }
 
-// Safe reports whether the history shows no overlap, no stale write
-// accepted and no token that failed to increase.
+// Safe reports whether the history shows no overlapping lead intervals
+// (frozen processes' excepted), no refused write outside a frozen
+// interval, no overlap of accepted work, no stale write accepted, no token
+// that failed to increase, and lead intervals that can be trusted.
 func (r Report) Safe() bool {
-	return len(r.Overlaps) == 0 && r.StaleAccepted == 0 && len(r.Violations) == 0
+	return len(r.LeadOverlaps) == 0 && r.RefusedUnfrozen == 0 && len(r.AcceptedOverlaps) == 0 &&
+		r.StaleAccepted == 0 && len(r.Violations) == 0 && r.UnexplainedRefusals == 0 && r.Misreported == 0
 }
 
 // Problems lists what is wrong, one line each, for a test failure or a log.
 func (r Report) Problems() []string {
 	var out []string
-	for _, o := range r.Overlaps {
-		out = append(out, fmt.Sprintf("overlap of %v: %s (%s, token %d, span ends %d) still had work accepted after %s (%s, token %d) began at %d",
+	for _, o := range r.LeadOverlaps {
+		out = append(out, o.String())
+	}
+	if r.RefusedUnfrozen > 0 {
+		out = append(out, fmt.Sprintf("%d writes refused by the fenced store from lead intervals of processes that were never frozen", r.RefusedUnfrozen))
+	}
+	if r.UnexplainedRefusals > 0 {
+		out = append(out, fmt.Sprintf("%d refused writes belong to terms that overlap no other: the lead intervals were misreported", r.UnexplainedRefusals))
+	}
+	if r.Misreported > 0 {
+		out = append(out, fmt.Sprintf("%d lead intervals without a reported start or not holding their own units of work", r.Misreported))
+	}
+	for _, o := range r.AcceptedOverlaps {
+		out = append(out, fmt.Sprintf("overlap of accepted work of %v: %s (%s, token %d, span ends %d) still had work accepted after %s (%s, token %d) began at %d",
 			o.Duration, o.Earlier.Key, o.Earlier.Impl, o.Earlier.Token, o.Earlier.End, o.Later.Key, o.Later.Impl, o.Later.Token, o.Later.Start))
 	}
 	if r.StaleAccepted > 0 {

@@ -123,6 +123,10 @@ const (
 	EventLeadEnd = "lead-end"
 	// EventExit: the process is about to exit after a graceful stop.
 	EventExit = "exit"
+	// EventGone: the runner reaped the process (recorded by the runner, not
+	// the candidate). It bounds a lead interval whose end the process never
+	// reported, because it was killed: nothing runs after the reaping.
+	EventGone = "gone"
 )
 
 // Event is a notable moment of a candidate, for the runner's sequencing
@@ -146,8 +150,10 @@ func (e Event) Validate() error {
 		return errors.New("fleet is empty")
 	case e.Identity == "":
 		return errors.New("identity is empty")
-	case e.Kind != EventReady && e.Kind != EventLeadStart && e.Kind != EventLeadEnd && e.Kind != EventExit:
-		return fmt.Errorf("event kind %q is not one of %s, %s, %s, %s", e.Kind, EventReady, EventLeadStart, EventLeadEnd, EventExit)
+	case e.Kind != EventReady && e.Kind != EventLeadStart && e.Kind != EventLeadEnd && e.Kind != EventExit && e.Kind != EventGone:
+		return fmt.Errorf("event kind %q is not one of %s, %s, %s, %s, %s", e.Kind, EventReady, EventLeadStart, EventLeadEnd, EventExit, EventGone)
+	case (e.Kind == EventLeadStart || e.Kind == EventLeadEnd) && e.Term < 1:
+		return fmt.Errorf("%s event with term %d: terms are numbered from 1", e.Kind, e.Term)
 	case e.At <= 0:
 		return fmt.Errorf("at %d: want a CLOCK_MONOTONIC reading", e.At)
 	}
@@ -168,12 +174,27 @@ type Fault struct {
 	ExpectTakeover bool `json:"expectTakeover"`
 }
 
+// Freeze is a stretch of time during which the runner kept a whole
+// candidate process stopped (SIGSTOP ... SIGCONT). A lead interval that
+// contains a freeze is a frozen process's: only a fenced store can stop its
+// work after it resumes, so the checker reports its overlaps apart.
+type Freeze struct {
+	Fleet    string `json:"fleet"`
+	Identity string `json:"identity"`
+	PID      int    `json:"pid"`
+	From     Mono   `json:"from"`
+	// To is when SIGCONT was sent; 0 while the process is still stopped
+	// (then the freeze lasts until the process is gone).
+	To Mono `json:"to,omitempty"`
+}
+
 // History is everything recorded for one fleet.
 type History struct {
 	Fleet   string   `json:"fleet"`
 	Records []Record `json:"records"`
 	Events  []Event  `json:"events"`
 	Faults  []Fault  `json:"faults"`
+	Freezes []Freeze `json:"freezes,omitempty"`
 	// Start and End bound the scenario: transitions and leaderless time
 	// are counted inside; safety is checked over everything.
 	Start Mono `json:"start"`

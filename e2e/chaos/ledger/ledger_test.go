@@ -186,3 +186,21 @@ func ExampleStore_Apply() {
 	// successor accepted: true
 	// paused leader accepted: false highest: 57
 }
+
+func TestFreezeAndThaw(t *testing.T) {
+	s := NewStore()
+	s.AddFreeze(Freeze{Fleet: "f", Identity: "a", PID: 7, From: 100})
+	s.AddFreeze(Freeze{Fleet: "f", Identity: "b", PID: 8, From: 150})
+	s.Thaw("f", 7, 300)
+	s.Thaw("f", 7, 400) // no open freeze of 7 left: nothing changes
+	h := s.History("f")
+	if len(h.Freezes) != 2 || h.Freezes[0].To != 300 || h.Freezes[1].To != 0 {
+		t.Fatalf("freezes %+v, want a 100..300 and b still stopped", h.Freezes)
+	}
+	if err := s.AddEvent(Event{Fleet: "f", Identity: "a", PID: 7, Kind: EventGone, At: 500}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.AddEvent(Event{Fleet: "f", Identity: "a", Kind: EventLeadStart, At: 500}); err == nil {
+		t.Fatal("a lead-start without a term was accepted")
+	}
+}

@@ -90,6 +90,30 @@ func (s *Store) AddFault(ft Fault) {
 	s.notify()
 }
 
+// AddFreeze records that the runner stopped a process (SIGSTOP) at from.
+func (s *Store) AddFreeze(fz Freeze) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	f := s.fleet(fz.Fleet)
+	f.hist.Freezes = append(f.hist.Freezes, fz)
+	s.notify()
+}
+
+// Thaw records that the runner let the process pid of fleet continue
+// (SIGCONT) at to: it ends that process's open freeze, if any.
+func (s *Store) Thaw(fleet string, pid int, to Mono) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	f := s.fleet(fleet)
+	for i := len(f.hist.Freezes) - 1; i >= 0; i-- {
+		if fz := &f.hist.Freezes[i]; fz.PID == pid && fz.To == 0 {
+			fz.To = to
+			break
+		}
+	}
+	s.notify()
+}
+
 // Bound sets the scenario window of a fleet's history.
 func (s *Store) Bound(fleet string, start, end Mono) {
 	s.mu.Lock()
@@ -110,6 +134,7 @@ func (s *Store) History(fleet string) History {
 	h.Records = append([]Record(nil), h.Records...)
 	h.Events = append([]Event(nil), h.Events...)
 	h.Faults = append([]Fault(nil), h.Faults...)
+	h.Freezes = append([]Freeze(nil), h.Freezes...)
 	return h
 }
 

@@ -23,6 +23,7 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"math"
 	"os"
 	"os/signal"
 	"sync"
@@ -35,8 +36,10 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/client-go/tools/leaderelection"
 	"k8s.io/client-go/tools/leaderelection/resourcelock"
+	"k8s.io/utils/clock"
 
 	"github.com/leadership-dev/leadership"
+	"github.com/leadership-dev/leadership/e2e/chaos/driftclock"
 	"github.com/leadership-dev/leadership/e2e/chaos/ledger"
 	"github.com/leadership-dev/leadership/kubelease"
 )
@@ -54,6 +57,8 @@ type options struct {
 	ledgerAddr    string
 	tick          time.Duration
 	margin        time.Duration
+	clockRate     float64
+	denyWatch     bool
 	verbose       bool
 }
 
@@ -72,6 +77,8 @@ func parse(args []string) (options, error) {
 	fs.StringVar(&o.ledgerAddr, "ledger", "", "host:port of the ledger (required)")
 	fs.DurationVar(&o.tick, "tick", 50*time.Millisecond, "length of one unit of leader work")
 	fs.DurationVar(&o.margin, "margin", 200*time.Millisecond, "leadership: begin a unit only while Term.Remaining() > tick+margin")
+	fs.Float64Var(&o.clockRate, "clock-rate", 1, "leadership: rate of the elector's clock relative to the real one (1.01: 1 % fast), as a host whose oscillator drifts; needs the library's clock seam")
+	fs.BoolVar(&o.denyWatch, "deny-watch", false, "answer every watch request with 403 Forbidden, as an RBAC Role without the verb watch does, so the elector polls")
 	fs.BoolVar(&o.verbose, "v", false, "debug logs")
 	if err := fs.Parse(args); err != nil {
 		return o, err
@@ -88,6 +95,12 @@ func parse(args []string) (options, error) {
 		return o, fmt.Errorf("-tick %v, -margin %v: want tick > 0 and margin ≥ 0", o.tick, o.margin)
 	case fs.NArg() > 0:
 		return o, fmt.Errorf("unexpected arguments %q", fs.Args())
+	case math.IsNaN(o.clockRate) || math.Abs(o.clockRate-1) > driftclock.MaxRateDeviation:
+		return o, fmt.Errorf("-clock-rate %v: want a rate within 1±%v (e.g. 1.01 or 0.99)", o.clockRate, driftclock.MaxRateDeviation)
+	case o.clockRate != 1 && o.impl == ledger.ImplClientGo:
+		return o, fmt.Errorf("-clock-rate %v: client-go %s offers no clock to replace (LeaderElectionConfig has no Clock field; LeaderElector's clock is unexported and its loops use real time), so its candidates run on the real clock", o.clockRate, clientGoVersion())
+	case o.clockRate != 1 && !haveClockSeam:
+		return o, fmt.Errorf("-clock-rate %v: %w", o.clockRate, errNoClockSeam)
 	}
 	return o, nil
 }
@@ -118,6 +131,9 @@ func run(o options, log *slog.Logger) error {
 		return fmt.Errorf("kubeconfig %s: %w", o.kubeconfig, err)
 	}
 	cfg.QPS, cfg.Burst = 50, 100
+	if o.denyWatch {
+		cfg.Wrap(denyWatch)
+	}
 	cs, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
 		return err
@@ -162,10 +178,14 @@ type worker struct {
 }
 
 func (w *worker) event(kind string, term int, token uint64, detail string) {
+	w.eventAt(ledger.Now(), kind, term, token, detail)
+}
+
+func (w *worker) eventAt(at ledger.Mono, kind string, term int, token uint64, detail string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	err := w.led.Event(ctx, ledger.Event{Fleet: w.base.Fleet, Impl: w.base.Impl, Identity: w.base.Identity, PID: w.base.PID,
-		Kind: kind, Term: term, Token: token, Detail: detail, At: ledger.Now()})
+		Kind: kind, Term: term, Token: token, Detail: detail, At: at})
 	if err != nil {
 		w.log.Warn("cannot report to the ledger", "event", kind, "error", err)
 	}
@@ -179,10 +199,13 @@ func (w *worker) markReady(holder string) {
 
 // lead works in units until ctx is done. A unit begins only if canBegin
 // says so; once begun it runs to its write, whatever happens to ctx,
-// because that is what a unit of real work does.
+// because that is what a unit of real work does. Its start and its return
+// bound the lead interval the checker judges: both are stamped first and
+// last, before any reporting.
 func (w *worker) lead(ctx context.Context, token uint64, canBegin func() bool) {
+	start := ledger.Now()
 	term := int(w.terms.Add(1))
-	w.event(ledger.EventLeadStart, term, token, "")
+	w.eventAt(start, ledger.EventLeadStart, term, token, "")
 	log := w.log.With("term", term, "token", token)
 	log.Info("leading")
 	var accepted, refused int
@@ -213,9 +236,10 @@ func (w *worker) lead(ctx context.Context, token uint64, canBegin func() bool) {
 			log.Warn("the fenced store refused a stale write", "highest", res.Highest)
 		}
 	}
+	end := ledger.Now()
 	cause := context.Cause(ctx)
 	log.Info("stopped leading", "cause", cause, "accepted", accepted, "refused", refused)
-	w.event(ledger.EventLeadEnd, term, token, fmt.Sprint(cause))
+	w.eventAt(end, ledger.EventLeadEnd, term, token, fmt.Sprint(cause))
 }
 
 func runLeadership(ctx context.Context, o options, cs kubernetes.Interface, w *worker) error {
@@ -223,13 +247,24 @@ func runLeadership(ctx context.Context, o options, cs kubernetes.Interface, w *w
 	if err != nil {
 		return err
 	}
-	e, err := leadership.New(lock, leadership.Config{
+	cfg := leadership.Config{
 		Identity:      o.identity,
 		LeaseDuration: o.leaseDuration,
 		RenewInterval: o.renew,
 		RetryPeriod:   o.retry,
 		Logger:        w.log,
-	})
+	}
+	var e *leadership.Elector
+	if o.clockRate == 1 {
+		e, err = leadership.New(lock, cfg)
+	} else {
+		var clk *driftclock.Clock
+		if clk, err = driftclock.New(clock.RealClock{}, o.clockRate); err != nil {
+			return err
+		}
+		w.log.Info("the elector's clock drifts", "rate", o.clockRate)
+		e, err = newElectorWithClock(lock, cfg, clk)
+	}
 	if err != nil {
 		return err
 	}

@@ -1,7 +1,8 @@
 // Command chaos runs the fault scenarios of package chaos against fleets of
 // candidate processes (leadership's elector and client-go's, side by side)
-// on a local control plane, and prints a markdown table per scenario: overlaps
-// of accepted work, stale writes accepted and refused, fencing tokens that
+// on a local control plane, and prints a markdown table per scenario:
+// overlapping lead intervals (frozen processes' apart), writes refused,
+// overlaps of accepted work, stale writes accepted, fencing tokens that
 // failed to increase, takeover times and time without a leader.
 //
 //	go run ./cmd/chaos -scenario all -transitions 20     (from the e2e module)
@@ -39,6 +40,8 @@ func main() {
 	wait := fs.Duration("wait-timeout", time.Minute, "bound on every wait for a condition")
 	dir := fs.String("dir", "", "keep the candidates' logs here (default: a temp dir, removed unless a scenario fails)")
 	bin := fs.String("candidate", "", "prebuilt candidate binary (default: build ./cmd/candidate)")
+	binSeam := fs.Bool("candidate-clock-seam", false, "the prebuilt -candidate was built with -tags clockseam (it can drift leadership's clock)")
+	drift := fs.Float64("clock-drift", 0.01, "clock-drift scenario: one of leadership's candidates runs at rate 1+drift/2, the others at 1−drift/2 (keep ≤ the library's MaxClockDrift, 0.01 by default, to test the promise; above it, to see the checker catch the overlaps)")
 	race := fs.Bool("race", false, "build the candidate with the race detector")
 	quiet := fs.Bool("quiet", false, "no progress on stderr")
 	if err := fs.Parse(os.Args[1:]); err != nil {
@@ -52,8 +55,8 @@ func main() {
 	} else {
 		list = strings.Split(*scenarios, ",")
 	}
-	if *transitions < 1 || *candidates < 2 || *lease < time.Second || *lease%time.Second != 0 || *tick <= 0 || *margin < 0 {
-		fmt.Fprintln(os.Stderr, "chaos: want -transitions ≥ 1, -candidates ≥ 2, -lease-duration whole seconds ≥ 1s, -tick > 0, -margin ≥ 0")
+	if *transitions < 1 || *candidates < 2 || *lease < time.Second || *lease%time.Second != 0 || *tick <= 0 || *margin < 0 || !(*drift > 0 && *drift <= 0.5) {
+		fmt.Fprintln(os.Stderr, "chaos: want -transitions ≥ 1, -candidates ≥ 2, -lease-duration whole seconds ≥ 1s, -tick > 0, -margin ≥ 0, 0 < -clock-drift ≤ 0.5")
 		os.Exit(2)
 	}
 	per, err := parseRounds(*rounds)
@@ -71,7 +74,8 @@ func main() {
 	defer stop()
 	if err := run(ctx, log, list, chaos.Options{
 		Transitions: *transitions, Restarts: *restarts, PerScenario: per, Candidates: *candidates, LeaseDuration: *lease,
-		Tick: *tick, Margin: *margin, WaitTimeout: *wait, Dir: *dir, CandidateBinary: *bin, Race: *race, Log: log,
+		Tick: *tick, Margin: *margin, WaitTimeout: *wait, Dir: *dir, CandidateBinary: *bin, CandidateClockSeam: *binSeam,
+		ClockDrift: *drift, Race: *race, Log: log,
 	}); err != nil {
 		fmt.Fprintln(os.Stderr, "chaos:", err)
 		os.Exit(1)
