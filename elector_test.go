@@ -457,15 +457,18 @@ func TestRenewRetriesAfterFailure(t *testing.T) {
 	h.fc.Step(5 * time.Second) // renewal fails
 	eventually(t, "renew attempted and failed", func() bool { return e.Healthy() == nil && tm.Remaining() == 9750*time.Millisecond })
 	v.setCut(false)
-	// The retry comes within RetryPeriod (2s) plus 20% jitter.
-	for i := 0; i < 30; i++ {
+	// The retry comes within RetryPeriod (2s) plus 20% jitter of the failed
+	// attempt, long before validity (14.75s) runs out. The clock moves until
+	// it came, so a slow scheduler cannot make the test miss it.
+	retried := func() bool {
+		r, _ := ml.get()
+		return r.RenewTime.After(h.start.Add(5 * time.Second))
+	}
+	for !retried() && h.fc.Since(h.start) < 12*time.Second {
 		h.fc.Step(100 * time.Millisecond)
 		time.Sleep(time.Millisecond)
 	}
-	eventually(t, "retry succeeded", func() bool {
-		r, _ := ml.get()
-		return r.RenewTime.After(h.start.Add(5 * time.Second))
-	})
+	eventually(t, "retry succeeded", retried)
 	if l.ended() != 0 {
 		t.Fatal("term ended although a retry succeeded")
 	}
