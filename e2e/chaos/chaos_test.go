@@ -2,6 +2,7 @@ package chaos
 
 import (
 	"context"
+	"github.com/leadership-dev/leadership/e2e/chaos/ledger"
 	"log/slog"
 	"strings"
 	"testing"
@@ -87,8 +88,11 @@ func TestShortRun(t *testing.T) {
 			rounds := shortRounds[sc.Name]
 			for _, f := range res.Fleets {
 				rep := f.Report
-				if rep.Missed > 0 {
-					t.Errorf("%s: %d faults without a new leader", f.Label, rep.Missed)
+				// leadership's misses are among LeadershipProblems; client-go
+				// may legitimately keep its leader through a fault such as a
+				// deletion (it re-creates the Lease itself): reported only.
+				if rep.Missed > 0 && f.Label != ledger.ImplLeadership {
+					t.Logf("%s (not judged): %d faults without a new leader", f.Label, rep.Missed)
 				}
 				if rep.Faults < rounds {
 					t.Errorf("%s: %d faults injected, want at least %d", f.Label, rep.Faults, rounds)
