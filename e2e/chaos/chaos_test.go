@@ -2,11 +2,12 @@ package chaos
 
 import (
 	"context"
-	"github.com/leadership-dev/leadership/e2e/chaos/ledger"
 	"log/slog"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/leadership-dev/leadership/e2e/chaos/ledger"
 )
 
 // shortRounds keeps the short run near two and a half minutes on a loaded
