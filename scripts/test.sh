@@ -28,6 +28,9 @@ step "go vet (e2e)"
 step "unit tests with -race (library)"
 go test -race -count=1 ./...
 
+step "model check of the election protocol (spin; installs Debian's spin if missing)"
+./scripts/spin.sh
+
 step "PostgreSQL for the credentials e2e tests (installs Debian's postgresql if missing)"
 pgbin=$(./scripts/postgres.sh)
 export LEADERSHIP_PG_BINDIR="$pgbin"
