@@ -335,7 +335,7 @@ end:
 	/* ---- leader */
 	:: atomic { mode[i] == LEAD && ws[i] == WNONE -> send(i, 0, lastv[i], 0) }   /* renew */
 	:: atomic { mode[i] == LEAD -> mode[i] = STOP; vol[i] = 1;   /* work returns / resign */
-		printf("e%d resigns\n", i+1) }
+		printf("e%d resigns: work cancelled (still running until it returns)\n", i+1) }
 	:: atomic { mode[i] == LEAD && hs[i] <= LATE -> mode[i] = STOP; vol[i] = 0;  /* the validity timer */
 		printf("e%d validity timer: cancel\n", i+1) }
 	:: atomic { mode[i] == STOP -> work[i] = 0; hs[i] = 0; printf("e%d WORK RETURNED\n", i+1);
