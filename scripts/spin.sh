@@ -23,7 +23,7 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
 # Bounds of the checked configuration (see model/README.md).
-bounds=(-DMAXV=5 -DOPS=2 -DDELS=1)
+bounds=(-DMAXV=4 -DOPS=2 -DDELS=1)
 
 # name | spin -D flags (the switch, then the smallest bounds that show the
 # counterexample) | what it reverts
