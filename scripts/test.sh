@@ -36,6 +36,9 @@ done
 step "unit tests with -race (library)"
 go test -race -count=1 ./...
 
+step "model check of the election protocol (spin; installs Debian's spin if missing)"
+./scripts/spin.sh
+
 step "release build (tools module): image for amd64+arm64 built twice and compared, run under chroot (needs root)"
 go -C tools test -race -count=1 -timeout 30m ./...
 
