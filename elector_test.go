@@ -1118,3 +1118,41 @@ func TestHandEditEndsTermAndKeepsTheWait(t *testing.T) {
 	h.fc.Step(13 * time.Second)
 	eventually(t, "someone leads after the announced 15s", func() bool { return la.count()+lb.count() == 2 })
 }
+
+// slowLock answers updates only when the test lets it, as a slow network
+// would: the write is applied at once, its answer held back.
+type slowLock struct {
+	*memLock
+	hold    atomic.Bool
+	release chan struct{}
+}
+
+func (s *slowLock) Update(ctx context.Context, r Record) (Record, error) {
+	res, err := s.memLock.Update(ctx, r)
+	if s.hold.Load() {
+		<-s.release
+	}
+	return res, err
+}
+
+// An acquiring write answered after the validity it began has run out
+// starts no work: a successor may already count from it. (Found by the spin
+// model, switch BUG_LATE_START.)
+func TestNoWorkOnAnAcquisitionAnsweredTooLate(t *testing.T) {
+	h := newHarness(t)
+	sl := &slowLock{memLock: newMemLock(), release: make(chan struct{})}
+	sl.hold.Store(true)
+	e := h.elector("a", sl, nil)
+	l := newLead()
+	run(t, e, l)
+	eventually(t, "the acquiring write applied", func() bool { r, _ := sl.get(); return r.HolderIdentity == "a" })
+	h.fc.Step(15 * time.Second) // past the validity counted from its send
+	sl.hold.Store(false)
+	close(sl.release)
+	eventually(t, "led", func() bool { return l.count() >= 1 })
+	// The late write was version 2 (the lock began at 1); the first term
+	// led must be a later acquisition's.
+	if tok := l.term(0).Token; tok <= 2 {
+		t.Fatalf("led on token %d, the acquisition answered after its validity ran out", tok)
+	}
+}

@@ -211,6 +211,14 @@ func (e *Elector) Run(ctx context.Context, lead LeadFunc) error {
 		if err != nil {
 			return nil // ctx is done
 		}
+		if t.Remaining() <= 0 {
+			// The acquiring write was answered after the validity it
+			// began had run out: a successor may already be counting
+			// from it. No work under it; the record is ours, so the
+			// campaign takes it again at once, with a new validity.
+			e.log.Warn("the acquiring write was answered too late to lead on it; taking the lock again", "token", t.Token)
+			continue
+		}
 		voluntary, relErr := e.leadTerm(ctx, t, rec, lead)
 		if ctx.Err() != nil {
 			if relErr != nil {
