@@ -64,7 +64,17 @@ func serveReplicas(t *testing.T, lease string, ids ...string) (map[string]*proc,
 	for _, id := range ids {
 		addrs[id] = procs[id].httpAddr(t)
 	}
-	e2etest.Eventually(t, time.Minute, "a leader", func() bool { return holderNow(t, lease) != "" })
+	// Not just a holder on the Lease: a created Lease is held a lease
+	// duration before its creator, or another replica, leads on it.
+	e2etest.Eventually(t, time.Minute, "a leader", func() bool {
+		h := holderNow(t, lease)
+		if addr, ok := addrs[h]; ok {
+			var l leaderJSON
+			getJSON(t, "http://"+addr+"/leader", &l)
+			return l.Leader && l.Name == h
+		}
+		return false
+	})
 	return procs, addrs
 }
 
