@@ -204,7 +204,9 @@ func (e *Elector) acquire(ctx context.Context, o observation, act action) (Term,
 		// ourselves (a compare-and-swap) once that holder, and any holder
 		// of a deletion we only read about, can no longer act. It is
 		// never counted as our own write, even if it lands after we gave
-		// up on it.
+		// up on it. It carries no acquire time: it begins no term, so
+		// observers must not read a fencing token from it (TermToken).
+		rec.AcquireTime = time.Time{}
 		res, err = e.lock.Create(rctx, rec)
 		if err != nil {
 			return Term{}, Record{}, err

@@ -732,6 +732,13 @@ func TestCreateIsHeldALease(t *testing.T) {
 	run(t, e, l)
 	eventually(t, "created", func() bool { r, ok := ml.get(); return ok && r.HolderIdentity == "a" })
 	created, _ := ml.get()
+	// The held create begins no term: nobody may read a token from it.
+	if tok := created.TermToken(); tok != 0 {
+		t.Fatalf("the held create shows token %d; want 0 until a term begins", tok)
+	}
+	if got := e.Leader(); got.Token != 0 || got.Self {
+		t.Fatalf("during the hold Leader() = %+v; want token 0, not self", got)
+	}
 	h.fc.Step(15*time.Second - time.Millisecond)
 	time.Sleep(20 * time.Millisecond)
 	if l.count() != 0 {

@@ -34,6 +34,8 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"run", "--lease", "x", "--identity", " padded", "--", "true"}, "invalid --identity"},
 		{[]string{"status"}, "--lease NAME or --all is required"},
 		{[]string{"status", "--lease", "x", "--all"}, "either --lease NAME or --all"},
+		{[]string{"status", "-A", "--all"}, "either --all (one namespace) or -A/--all-namespaces"},
+		{[]string{"status", "-A", "--lease", "x"}, "either --lease NAME or -A/--all-namespaces"},
 		{[]string{"status", "--lease", "x", "-o", "xml"}, `invalid -o "xml": use table, wide, json or yaml`},
 		{[]string{"handover"}, "--lease is required"},
 		{[]string{"handover", "--lease", "x", "--timeout", "0s"}, "invalid --timeout"},

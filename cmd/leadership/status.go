@@ -40,21 +40,23 @@ type leaseStatus struct {
 
 func newStatusCmd(g *globalFlags, stdout io.Writer) *cobra.Command {
 	var lease, output string
-	var all bool
+	var all, allNamespaces bool
 	cmd := &cobra.Command{
-		Use:   "status [--lease NAME | --all] [-o table|wide|json|yaml]",
+		Use:   "status [--lease NAME | --all | -A] [-o table|wide|json|yaml]",
 		Short: "Show who holds a Lease: holder, token, age, expiry, transitions, requested successor",
-		Long: `Show the state of one Lease (--lease) or of every Lease in the namespace (--all):
+		Long: `Show the state of one Lease (--lease), of every Lease in the namespace (--all),
+or of every Lease in every namespace (-A, --all-namespaces, as in kubectl):
 the holder, its fencing token, how long it has held the Lease, when it expires
 unless renewed, how many times the holder changed, and a requested successor
 (a handover in progress). Times compare this host's clock with the holder's.
 
-With -o json or -o yaml, --lease prints one object and --all a list; -o wide
+With -o json or -o yaml, --lease prints one object and --all or -A a list; -o wide
 adds the lease duration and the acquire and renew times to the table.
 
 ` + exitCodesHelp,
 		Example: `  leadership status --lease credential-renewer
   leadership status --all -n payments
+  leadership status -A
   leadership status --lease credential-renewer -o json | jq .holder
   kubectl leadership status --all -n payments -o wide`,
 		Args: cobra.NoArgs,
@@ -63,6 +65,15 @@ adds the lease duration and the acquire and renew times to the table.
 			case "table", "wide", "json", "yaml":
 			default:
 				return usageErrorf("invalid -o %q: use table, wide, json or yaml", output)
+			}
+			if allNamespaces {
+				if all {
+					return usageErrorf("give either --all (one namespace) or -A/--all-namespaces (every namespace), not both")
+				}
+				if lease != "" {
+					return usageErrorf("give either --lease NAME or -A/--all-namespaces, not both")
+				}
+				all = true
 			}
 			switch {
 			case all && lease != "":
@@ -83,14 +94,23 @@ adds the lease duration and the acquire and renew times to the table.
 			now := time.Now()
 			var list []leaseStatus
 			if all {
-				ls, err := k.client.CoordinationV1().Leases(k.namespace).List(ctx, metav1.ListOptions{})
+				ns, where := k.namespace, fmt.Sprintf("Leases in namespace %q", k.namespace)
+				if allNamespaces {
+					ns, where = metav1.NamespaceAll, "Leases in all namespaces"
+				}
+				ls, err := k.client.CoordinationV1().Leases(ns).List(ctx, metav1.ListOptions{})
 				if err != nil {
-					return k.apiError("list", fmt.Sprintf("Leases in namespace %q", k.namespace), err)
+					return k.apiError("list", where, err)
 				}
 				for i := range ls.Items {
 					list = append(list, statusOf(&ls.Items[i], now))
 				}
-				sort.Slice(list, func(i, j int) bool { return list[i].Name < list[j].Name })
+				sort.Slice(list, func(i, j int) bool {
+					if list[i].Namespace != list[j].Namespace {
+						return list[i].Namespace < list[j].Namespace
+					}
+					return list[i].Name < list[j].Name
+				})
 			} else {
 				l, err := k.client.CoordinationV1().Leases(k.namespace).Get(ctx, lease, metav1.GetOptions{})
 				if apierrors.IsNotFound(err) {
@@ -111,15 +131,20 @@ adds the lease duration and the acquire and renew times to the table.
 				return printObject(stdout, output, list[0])
 			}
 			if len(list) == 0 {
-				fmt.Fprintf(stdout, "No Leases in namespace %q.\n", k.namespace)
+				if allNamespaces {
+					fmt.Fprintln(stdout, "No Leases in any namespace.")
+				} else {
+					fmt.Fprintf(stdout, "No Leases in namespace %q.\n", k.namespace)
+				}
 				return nil
 			}
-			return printTable(stdout, list, output == "wide")
+			return printTable(stdout, list, output == "wide", allNamespaces)
 		},
 	}
 	fs := cmd.Flags()
 	fs.StringVarP(&lease, "lease", "l", "", "name of the Lease")
-	fs.BoolVarP(&all, "all", "A", false, "every Lease in the namespace")
+	fs.BoolVar(&all, "all", false, "every Lease in the namespace")
+	fs.BoolVarP(&allNamespaces, "all-namespaces", "A", false, "every Lease in every namespace (with a NAMESPACE column)")
 	fs.StringVarP(&output, "output", "o", "table", "output format: table, wide, json or yaml")
 	return cmd
 }
@@ -160,10 +185,14 @@ func statusOf(l *coordinationv1.Lease, now time.Time) leaseStatus {
 }
 
 // printTable prints the table; wide adds the lease duration and the
-// acquire and renew times, as kubectl's -o wide adds columns.
-func printTable(w io.Writer, list []leaseStatus, wide bool) error {
+// acquire and renew times, as kubectl's -o wide adds columns; namespaces
+// adds a first NAMESPACE column, as kubectl's -A does.
+func printTable(w io.Writer, list []leaseStatus, wide, namespaces bool) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	head := "LEASE\tHOLDER\tTOKEN\tAGE\tEXPIRES IN\tTRANSITIONS\tSUCCESSOR"
+	if namespaces {
+		head = "NAMESPACE\t" + head
+	}
 	if wide {
 		head += "\tDURATION\tACQUIRED\tRENEWED"
 	}
@@ -191,6 +220,9 @@ func printTable(w io.Writer, list []leaseStatus, wide bool) error {
 			succ = "-"
 		} else if succ == "*" {
 			succ = "* (anyone else)"
+		}
+		if namespaces {
+			fmt.Fprintf(tw, "%s\t", s.Namespace)
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s", s.Name, holder, token, age, exp, s.Transitions, succ)
 		if wide {

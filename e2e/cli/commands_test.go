@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -183,6 +184,11 @@ func TestHandoverAndStatus(t *testing.T) {
 	code, out, _ = run(t, "status", "--all", "-o", "json")
 	if code != 0 || !strings.Contains(out, `"name": "`+lease+`"`) {
 		t.Errorf("status --all -o json: exit %d\n%s", code, out)
+	}
+	// -A, as in kubectl: every namespace, with a NAMESPACE column.
+	code, out, _ = run(t, "status", "-A")
+	if code != 0 || !strings.Contains(out, "NAMESPACE") || !regexp.MustCompile(`(?m)^`+regexp.QuoteMeta(ns)+`\s+`+regexp.QuoteMeta(lease)+`\s`).MatchString(out) {
+		t.Errorf("status -A: exit %d; want a NAMESPACE column and a row %q %q\n%s", code, ns, lease, out)
 	}
 
 	// Events on the Lease, from the holders' hooks.
