@@ -149,7 +149,13 @@ type Lock interface {
 	Create(ctx context.Context, r Record) (Record, error)
 	// Update replaces the record if its version is still r.Version, and
 	// returns the stored record with its new version. A changed version
-	// yields ErrConflict, a deleted record ErrNotFound.
+	// yields ErrConflict, a deleted record ErrNotFound or ErrConflict.
+	// Update must never create a record, not even when r.Version was read
+	// before the record was deleted: a create is not a compare-and-swap,
+	// and the elector holds its own creates a lease duration before leading
+	// on them. (Kubernetes creates a Lease that an update names but that
+	// does not exist; kubelease sends the UID it read to forbid that.)
+	// leadershiptest.TestLock checks this contract.
 	Update(ctx context.Context, r Record) (Record, error)
 	// Watch streams changes after fromVersion (0: the current state first,
 	// as a Put, if the record exists). The channel is closed when the watch

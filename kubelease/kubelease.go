@@ -65,7 +65,16 @@ type Lock struct {
 	// version matches, so that labels and annotations set by others (Helm,
 	// an operator) survive our writes.
 	last *coordinationv1.Lease
+	// recent are the last Lease objects seen, newest last, so that an
+	// update of a version that is no longer the newest seen still carries
+	// that object's UID (see Update).
+	recent []*coordinationv1.Lease
 }
+
+// keepRecent is how many Lease objects Lock remembers for their UIDs: the
+// elector updates the version it last observed, a few events at most
+// behind the newest this Lock has seen.
+const keepRecent = 16
 
 var _ leadership.Lock = (*Lock)(nil)
 
@@ -125,14 +134,34 @@ func (l *Lock) Update(ctx context.Context, r leadership.Record) (leadership.Reco
 		return leadership.Record{}, err
 	}
 	rv := strconv.FormatUint(r.Version, 10)
-	l.mu.Lock()
-	base := l.last
-	l.mu.Unlock()
-	if base == nil || base.ResourceVersion != rv {
-		base = &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Namespace: l.namespace, Name: l.name}}
+	base := l.seen(rv)
+	if base == nil {
+		// A version this Lock never saw (a caller's own bookkeeping):
+		// read the object, for its UID.
+		cur, err := l.client.Leases(l.namespace).Get(ctx, l.name, metav1.GetOptions{})
+		if err != nil {
+			return leadership.Record{}, l.wrap("update", err)
+		}
+		l.remember(cur)
+		if cur.ResourceVersion != rv {
+			return leadership.Record{}, fmt.Errorf("kubelease: update of %s from version %s, stored %s: %w", l, rv, cur.ResourceVersion, leadership.ErrConflict)
+		}
+		base = cur
 	}
 	lease := Encode(base, r)
-	lease.ResourceVersion = rv // the compare-and-swap precondition
+	// The compare-and-swap precondition is the version AND the UID. The
+	// API server creates a Lease that an update names but that does not
+	// exist (Leases allow create-on-update), whatever resourceVersion the
+	// update carries: without the UID, an update from a version seen
+	// before an operator deleted the Lease would re-create it, a create
+	// that nobody held, and lead beside whoever acquired before the
+	// deletion. With the UID the server refuses it (409: the UID
+	// precondition fails on an absent object).
+	lease.ResourceVersion = rv
+	lease.UID = base.UID
+	if lease.UID == "" {
+		return leadership.Record{}, fmt.Errorf("kubelease: update of %s from version %s: the object seen at that version has no UID; refusing an update that could re-create a deleted Lease", l, rv)
+	}
 	out, err := l.client.Leases(l.namespace).Update(ctx, lease, metav1.UpdateOptions{})
 	if err != nil {
 		return leadership.Record{}, l.wrap("update", err)
@@ -244,6 +273,30 @@ func (l *Lock) remember(lease *coordinationv1.Lease) {
 	if l.last == nil || newer(lease.ResourceVersion, l.last.ResourceVersion) {
 		l.last = lease
 	}
+	for _, o := range l.recent {
+		if o.ResourceVersion == lease.ResourceVersion {
+			return
+		}
+	}
+	l.recent = append(l.recent, lease)
+	if len(l.recent) > keepRecent {
+		l.recent = append(l.recent[:0:0], l.recent[len(l.recent)-keepRecent:]...)
+	}
+}
+
+// seen returns the object seen at version rv, nil if none is remembered.
+func (l *Lock) seen(rv string) *coordinationv1.Lease {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.last != nil && l.last.ResourceVersion == rv {
+		return l.last
+	}
+	for i := len(l.recent) - 1; i >= 0; i-- {
+		if l.recent[i].ResourceVersion == rv {
+			return l.recent[i]
+		}
+	}
+	return nil
 }
 
 func (l *Lock) forget() {

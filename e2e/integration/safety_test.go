@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -245,5 +246,152 @@ func TestHandoverToAbsentReplicaSettles(t *testing.T) {
 	if cur, _ := led.last(""); terms != 1 || !cur.open || cur.who != next.who {
 		t.Fatalf("%d terms since the request (want 1: the handover, then calm); current %+v", terms, cur)
 	}
+	led.check(t)
+}
+
+// acquisitionGate holds the first acquiring update of two followers until
+// the second one is sent, so that both are sent from the same observed
+// version; then it lets the first through, deletes the Lease as an
+// operator would, and lets the second through.
+type acquisitionGate struct {
+	t      *testing.T
+	lease  string
+	armed  atomic.Bool
+	mu     sync.Mutex
+	sent   map[string]bool // followers whose acquisition arrived
+	second chan struct{}   // closed when the second acquisition arrives
+	first  chan struct{}   // closed when the first has been applied and the Lease deleted
+	// The first acquirer's watch stream lags, as a loaded API server's
+	// can: events reach it only after stallUntil.
+	stallID    string
+	stallUntil time.Time
+}
+
+// lag is how long an event for id waits before delivery (0: none).
+func (a *acquisitionGate) lag(id string) time.Duration {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.stallID != id {
+		return 0
+	}
+	return time.Until(a.stallUntil)
+}
+
+type gatedLock struct {
+	leadership.Lock
+	id      string
+	gate    *acquisitionGate
+	once    sync.Once
+	deleted chan struct{} // closed once this lock's watch has passed on a deletion
+}
+
+func (g *gatedLock) Watch(ctx context.Context, from uint64) (<-chan leadership.Event, error) {
+	in, err := g.Lock.Watch(ctx, from)
+	if err != nil {
+		return nil, err
+	}
+	out := make(chan leadership.Event)
+	go func() {
+		defer close(out)
+		for ev := range in {
+			if ev.Type == leadership.Deleted {
+				g.once.Do(func() { close(g.deleted) })
+			}
+			if d := g.gate.lag(g.id); d > 0 {
+				select {
+				case <-time.After(d):
+				case <-ctx.Done():
+					return
+				}
+			}
+			select {
+			case out <- ev:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	return out, nil
+}
+
+func (g *gatedLock) Update(ctx context.Context, r leadership.Record) (leadership.Record, error) {
+	a := g.gate
+	if !a.armed.Load() || r.HolderIdentity != g.id {
+		return g.Lock.Update(ctx, r)
+	}
+	a.mu.Lock()
+	if a.sent[g.id] {
+		a.mu.Unlock()
+		return g.Lock.Update(ctx, r)
+	}
+	a.sent[g.id] = true
+	isFirst := len(a.sent) == 1
+	if !isFirst {
+		close(a.second)
+	}
+	a.mu.Unlock()
+	if !isFirst {
+		<-a.first
+		// The deletion has reached this replica's Lock, not yet its
+		// elector (whose acquisition is already on its way).
+		select {
+		case <-g.deleted:
+		case <-time.After(20 * time.Second):
+			a.t.Errorf("inconclusive: %s's watch never passed on the deletion", g.id)
+		}
+		return g.Lock.Update(ctx, r)
+	}
+	select {
+	case <-a.second:
+	case <-time.After(20 * time.Second):
+		a.t.Errorf("inconclusive: the second follower never tried to acquire from the same version")
+	}
+	a.mu.Lock()
+	a.stallID, a.stallUntil = g.id, time.Now().Add(3*time.Second)
+	a.mu.Unlock()
+	res, err := g.Lock.Update(ctx, r)
+	if err := admin(a.t).CoordinationV1().Leases(ns).Delete(context.Background(), a.lease, metav1.DeleteOptions{}); err != nil {
+		a.t.Errorf("delete: %v", err)
+	}
+	close(a.first)
+	return res, err
+}
+
+// An update is a compare-and-swap only while the Lease exists: the API
+// server creates a Lease that an update names but that does not exist
+// (Leases allow create-on-update), whatever resourceVersion the update
+// carries. Two followers acquire from the same version; an operator deletes
+// the Lease between the two writes. The second write must not re-create the
+// Lease and lead beside the first.
+func TestDeletionBetweenTwoAcquisitions(t *testing.T) {
+	lease, led, log := e2etest.LeaseName(t), &ledger{}, testLogger(t)
+	gate := &acquisitionGate{t: t, lease: lease, sent: map[string]bool{}, second: make(chan struct{}), first: make(chan struct{})}
+	a := startCandidate(t, lease, "del-a", led, log, nil)
+	leaderAmong(t, led, []*candidate{a})
+	var fs []*candidate
+	for _, id := range []string{"del-b", "del-c"} {
+		fs = append(fs, startCandidateWith(t, lease, id, led, log, nil, func(l leadership.Lock) leadership.Lock { return &gatedLock{Lock: l, id: id, gate: gate, deleted: make(chan struct{})} }))
+	}
+	for _, f := range fs {
+		e2etest.Eventually(t, 30*time.Second, f.id+" sees the leader", func() bool { return f.e.Leader().Identity == a.id })
+	}
+	gate.armed.Store(true)
+	partition(t, a)
+	since := time.Now()
+	nextLeader(t, led, a.id, since)
+	e2etest.Eventually(t, 30*time.Second, "both followers tried to acquire", func() bool {
+		select {
+		case <-gate.first:
+			return true
+		default:
+			return false
+		}
+	})
+	// Both acquisitions are decided; give a wrongly re-created Lease's
+	// holder the time to begin and the other the time to notice it.
+	e2etest.Eventually(t, 30*time.Second, "one leader after the deletion, and its term under way", func() bool {
+		iv, ok := led.last("")
+		return ok && iv.start.After(since) && time.Since(iv.start) > 3*time.Second
+	})
 	led.check(t)
 }
