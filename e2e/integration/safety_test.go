@@ -370,7 +370,9 @@ func TestDeletionBetweenTwoAcquisitions(t *testing.T) {
 	leaderAmong(t, led, []*candidate{a})
 	var fs []*candidate
 	for _, id := range []string{"del-b", "del-c"} {
-		fs = append(fs, startCandidateWith(t, lease, id, led, log, nil, func(l leadership.Lock) leadership.Lock { return &gatedLock{Lock: l, id: id, gate: gate, deleted: make(chan struct{})} }))
+		fs = append(fs, startCandidateWith(t, lease, id, led, log, nil, func(l leadership.Lock) leadership.Lock {
+			return &gatedLock{Lock: l, id: id, gate: gate, deleted: make(chan struct{})}
+		}))
 	}
 	for _, f := range fs {
 		e2etest.Eventually(t, 30*time.Second, f.id+" sees the leader", func() bool { return f.e.Leader().Identity == a.id })
