@@ -19,13 +19,13 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"runtime/debug"
 	"time"
 
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/leadership-dev/leadership/e2e/chaos/ledger"
 	"github.com/leadership-dev/leadership/e2e/controlplane"
+	"github.com/leadership-dev/leadership/e2e/internal/modversion"
 )
 
 // Options configure a Runner. Zero values select the defaults noted.
@@ -252,16 +252,4 @@ func (r *Runner) logDir(fleet string) (string, error) {
 }
 
 // clientGoVersion is the version of client-go built in.
-func clientGoVersion() string {
-	if bi, ok := debug.ReadBuildInfo(); ok {
-		for _, d := range bi.Deps {
-			if d.Path == "k8s.io/client-go" {
-				if d.Replace != nil {
-					return d.Replace.Version
-				}
-				return d.Version
-			}
-		}
-	}
-	return "(version unknown)"
-}
+func clientGoVersion() string { return modversion.Of("k8s.io/client-go") }

@@ -3,26 +3,14 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"github.com/leadership-dev/leadership/e2e/internal/modversion"
 	"io"
 	"net/http"
-	"runtime/debug"
 	"strings"
 )
 
 // clientGoVersion is the version of client-go built in.
-func clientGoVersion() string {
-	if bi, ok := debug.ReadBuildInfo(); ok {
-		for _, d := range bi.Deps {
-			if d.Path == "k8s.io/client-go" {
-				if d.Replace != nil {
-					return d.Replace.Version
-				}
-				return d.Version
-			}
-		}
-	}
-	return "(version unknown)"
-}
+func clientGoVersion() string { return modversion.Of("k8s.io/client-go") }
 
 // denyWatch wraps a transport so that every watch request gets the API
 // server's answer to a Role without the verb watch: 403 Forbidden with a
