@@ -118,6 +118,24 @@ func TestRestartWaitsWhenTheFileWasWiped(t *testing.T) {
 	waitsTheLeaseOut(t, h, h.elector("a", ml, restartCfg(dir, "uid-1", nil)))
 }
 
+func TestRestartWaitsWithACopiedFile(t *testing.T) {
+	h := newHarness(t)
+	ml := newMemLock()
+	dir, other := t.TempDir(), t.TempDir()
+	leadThenCrash(t, h, ml, restartCfg(dir, "uid-1", nil))
+	// The same content (nonce, token, start) in another file, as a copied
+	// or restored volume would have: another inode, so another proof.
+	name := podlock.FileName(ml.String())
+	b, err := os.ReadFile(filepath.Join(dir, name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(other, name), b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	waitsTheLeaseOut(t, h, h.elector("a", ml, restartCfg(other, "uid-1", nil)))
+}
+
 func TestRestartAfterAQuickCrashWaits(t *testing.T) {
 	h := newHarness(t)
 	ml := newMemLock()
