@@ -157,6 +157,9 @@ func serve(ctx context.Context, o options, log *slog.Logger) error {
 	}
 	id := o.identity
 	if id == "" {
+		if o.restart.Dir != "" {
+			return errors.New("--restart-proof-dir needs a stable --identity, the same after a restart of the container: the pod name ($(POD_NAME) in a pod spec); the default adds a random suffix per process")
+		}
 		id = leadership.DefaultIdentity()
 	}
 	log = log.With("identity", id)
@@ -178,7 +181,7 @@ func serve(ctx context.Context, o options, log *slog.Logger) error {
 	var ce *leadership.ConfigError
 	if errors.As(err, &ce) {
 		if name := restartflags.FlagOf(ce.Field); name != "" {
-			return fmt.Errorf("invalid -%s %v: %s", name, ce.Value, ce.Rule)
+			return fmt.Errorf("invalid --%s %v: %s", name, ce.Value, ce.Rule)
 		}
 	}
 	if err != nil {
