@@ -130,7 +130,7 @@ func (e *Elector) campaign(ctx context.Context) (Term, Record, error) {
 		o := e.snapshot()
 		mine := o.exists && e.isMine(o.rec)
 		proven, poll := e.provenAt(o)
-		if o.exists && o.rec.HolderIdentity == e.cfg.Identity && !mine && proven.IsZero() && clashWarned != o.version && !e.createdByUs(o.rec) {
+		if o.exists && o.rec.HolderIdentity == e.cfg.Identity && !mine && proven.IsZero() && !e.restart.samePod(o.rec) && clashWarned != o.version && !e.createdByUs(o.rec) {
 			clashWarned = o.version
 			e.log.Error("the lock names this replica's identity but this process did not write it (another process with the same identity, or a hand edit); identities must be unique (use leadership.DefaultIdentity). Waiting for that holder's lease to expire.",
 				"writerInstance", o.rec.Instance, "ownInstance", e.instance)

@@ -170,6 +170,8 @@ type Lock interface {
 	// may not open yields ErrForbidden.
 	Watch(ctx context.Context, fromVersion uint64) (<-chan Event, error)
 	// String names the lock in logs and errors, e.g. "Lease default/db".
+	// With Config.Restart it also names the lock file in the pod's
+	// directory, so it must name one lock the same way in every process.
 	String() string
 }
 

@@ -122,7 +122,7 @@ func (r *restarter) judge(o observation, now time.Time, bootNow time.Duration) t
 	}
 	ran := bootNow - st.Start
 	quick := st.Quick
-	if ran < r.cfg.MinTerm {
+	if r.cfg.MinTerm > 0 && ran < r.cfg.MinTerm {
 		quick++
 	} else {
 		quick = 0
@@ -141,6 +141,12 @@ func (r *restarter) judge(o observation, now time.Time, bootNow time.Duration) t
 	log.Info("the previous process of this replica led and died in this pod: its lock file is free, so none of its term's processes is alive; taking the Lease over at once",
 		"termRan", ran.Round(time.Millisecond), "delay", r.cfg.Delay)
 	return r.verdictAt
+}
+
+// samePod reports whether r was written by a term of this pod: a restart
+// in place, not another process using our identity.
+func (r *restarter) samePod(rec Record) bool {
+	return r != nil && rec.PodUID == r.cfg.PodUID
 }
 
 // beginTerm is called before a write that makes this process the holder.
