@@ -222,7 +222,7 @@ func (e *Elector) Run(ctx context.Context, lead LeadFunc) error {
 		stopBg()
 		wg.Wait()
 	}()
-	defer e.restart.endTerm()
+	defer func() { e.restart.endTerm(e.boot()) }()
 	for {
 		t, rec, err := e.campaign(ctx)
 		if err != nil {
@@ -239,7 +239,7 @@ func (e *Elector) Run(ctx context.Context, lead LeadFunc) error {
 		voluntary, relErr := e.leadTerm(ctx, t, rec, lead)
 		// lead has returned (and for `leadership run`, the tree is gone):
 		// only now may the lock file be let go.
-		e.restart.endTerm()
+		e.restart.endTerm(e.boot())
 		if ctx.Err() != nil {
 			if relErr != nil {
 				return fmt.Errorf("%w: %w", ErrNotReleased, relErr)

@@ -194,9 +194,17 @@ func (r *restarter) file() *os.File {
 // returned. Processes of the term that inherited it keep the lock until
 // they are gone, and then the next term of this process publishes no
 // proof.
-func (r *restarter) endTerm() {
+func (r *restarter) endTerm(bootNow time.Duration) {
 	if r == nil || r.held == nil {
 		return
+	}
+	// A term that lasted ends a run of quick crashes, however it ended:
+	// they were not in a row.
+	if st := r.held.State(); st.Quick != 0 && st.Token != 0 && bootNow-st.Start >= r.cfg.MinTerm {
+		st.Quick = 0
+		if err := r.held.Save(st); err != nil {
+			r.log.Warn("cannot write the restart lock file", "error", err)
+		}
 	}
 	if err := r.held.Close(); err != nil {
 		r.log.Warn("cannot close the restart lock file", "error", err)

@@ -161,6 +161,30 @@ func TestRestartForgivesQuickCrashesUpToTheLimit(t *testing.T) {
 	waitsTheLeaseOut(t, h, h.elector("a", ml, restartCfg(dir, "uid-1", two)))
 }
 
+func TestRestartLongTermEndsARunOfQuickCrashes(t *testing.T) {
+	h := newHarness(t)
+	ml := newMemLock()
+	dir := t.TempDir()
+	two := func(r *RestartProof) { r.MinTerm, r.MaxQuickCrashes = 0, 2 }
+	leadThenCrash(t, h, ml, restartCfg(dir, "uid-1", two))
+	// A quick crash, forgiven (the first of two allowed in a row)...
+	e := h.elector("a", ml, restartCfg(dir, "uid-1", two))
+	l := newLead()
+	stop := run(t, e, l)
+	eventually(t, "leads at once after the first quick crash", func() bool { return l.count() == 1 })
+	// ...then that process's term lasts a minute and ends without a
+	// crash (the clock jumps: its validity runs out), it takes its own
+	// record back at once, a new term, and crashes quickly...
+	h.fc.Step(time.Minute)
+	eventually(t, "a second term of the same process", func() bool { return l.count() == 2 })
+	stop()
+	// ...which is the first quick crash of a new run: forgiven.
+	e = h.elector("a", ml, restartCfg(dir, "uid-1", two))
+	l = newLead()
+	run(t, e, l)
+	eventually(t, "leads at once: the quick crashes were not in a row", func() bool { return l.count() == 1 })
+}
+
 func TestRestartDelay(t *testing.T) {
 	h := newHarness(t)
 	ml := newMemLock()
