@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"strconv"
 	"syscall"
 	"testing"
 	"time"
@@ -82,4 +83,47 @@ func TestRunOrphanHoldingTheLockIsWaitedOut(t *testing.T) {
 	if took := time.Since(restarted); took < restartLease {
 		t.Fatalf("the restarted run led %v after its start, before the lease %v ran out, while orphans of the old term held the lock file", took, restartLease)
 	}
+}
+
+// TestServeKilledAndRestartedInPlaceLeadsAtOnce: the sidecar, killed with
+// SIGKILL and restarted at once in the same pod, answers "leader" again on
+// /leader long before the lease would have run out, with a higher token.
+func TestServeKilledAndRestartedInPlaceLeadsAtOnce(t *testing.T) {
+	lease := e2etest.LeaseName(t)
+	dir := t.TempDir()
+	args := []string{"serve", "--lease", lease, "--identity", "pod-a", "--lease-duration", restartLease.String(), "--http-addr", "127.0.0.1:0",
+		"--restart-proof-dir", dir, "--pod-uid", "uid-a", "--restart-min-term", "1ms"}
+	leads := func(p *proc) func() bool {
+		addr := p.httpAddr(t)
+		return func() bool {
+			var l leaderJSON
+			getJSON(t, "http://"+addr+"/leader", &l)
+			return l.Leader
+		}
+	}
+	old := start(t, "pod-a", args...)
+	e2etest.Eventually(t, time.Minute, "the sidecar leads", leads(old))
+	first := resourceVersion(t, lease)
+	old.signal(t, syscall.SIGKILL)
+	killed := time.Now()
+	old.wait(t, time.Minute)
+	p := start(t, "pod-a restarted", args...)
+	e2etest.Eventually(t, time.Minute, "the restarted sidecar leads", leads(p))
+	took := time.Since(killed)
+	if took >= restartLease/2 {
+		t.Fatalf("the restarted sidecar led %v after the kill; the lease is %v: it waited instead of taking over", took, restartLease)
+	}
+	if now := resourceVersion(t, lease); now <= first {
+		t.Fatalf("resourceVersion %d after the dead term's %d", now, first)
+	}
+	t.Logf("kill -9 of serve to /leader saying leader again: %v", took.Round(time.Millisecond))
+}
+
+func resourceVersion(t *testing.T, lease string) uint64 {
+	t.Helper()
+	v, err := strconv.ParseUint(getLease(t, lease).ResourceVersion, 10, 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
 }
