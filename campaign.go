@@ -25,8 +25,10 @@ const (
 
 // decide says what a candidate does with the lock it observed: wait (at most
 // the returned duration, or until the lock changes), create it, or take it
-// with a compare-and-swap on the observed version.
-func (e *Elector) decide(o observation, now time.Time, mine bool) (action, time.Duration) {
+// with a compare-and-swap on the observed version. proven, when not zero,
+// is when the holder, a term of this replica in this pod, may be taken
+// over because every process of it is proven gone (RestartProof).
+func (e *Elector) decide(o observation, now time.Time, mine bool, proven time.Time) (action, time.Duration) {
 	if !o.known {
 		return actWait, 0
 	}
@@ -52,6 +54,16 @@ func (e *Elector) decide(o observation, now time.Time, mine bool) (action, time.
 		// Exactly a write of ours, e.g. one applied after we gave up on
 		// it: nobody else can have acted on it.
 		return actTake, 0
+	case !proven.IsZero():
+		// The holder's processes are all gone (the kernel freed the lock
+		// they held): its lease protects nobody. Holders seen before it
+		// are still waited out, and a delay asked for is kept.
+		if at := later(proven, o.priorUntil); at.Before(o.heldUntil) {
+			if now.Before(at) {
+				return actWait, at.Sub(now)
+			}
+			return actTake, 0
+		}
 	}
 	// Anything else, an empty holder nobody marked as released included,
 	// is waited out: the deadline chain holds the longest lease any
@@ -60,6 +72,27 @@ func (e *Elector) decide(o observation, now time.Time, mine bool) (action, time.
 		return actWait, o.heldUntil.Sub(now)
 	}
 	return actTake, 0
+}
+
+func later(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
+}
+
+// provenAt is when the observed holder may be taken over as proven dead,
+// zero if it may not, and how soon to look again if the proof may still
+// come (see restarter.provenAt).
+func (e *Elector) provenAt(o observation) (time.Time, time.Duration) {
+	if e.restart == nil {
+		return time.Time{}, 0
+	}
+	at, busy := e.restart.provenAt(o, e.cfg.Identity, e.instance, e.clock.Now(), e.boot())
+	if busy {
+		return at, restartPoll
+	}
+	return at, 0
 }
 
 // createdByUs reports whether r is the record of our own last create, held
@@ -71,9 +104,12 @@ func (e *Elector) createdByUs(r Record) bool {
 }
 
 // freeSince is when the observed lock became free to take.
-func (e *Elector) freeSince(o observation, mine bool) time.Time {
+func (e *Elector) freeSince(o observation, mine bool, proven time.Time) time.Time {
 	if (o.exists && o.rec.HolderIdentity == "" && o.rec.Released != 0) || mine || o.heldUntil.Before(o.at) {
 		return o.at
+	}
+	if !proven.IsZero() && proven.Before(o.heldUntil) {
+		return later(o.at, later(proven, o.priorUntil))
 	}
 	return o.heldUntil
 }
@@ -93,13 +129,17 @@ func (e *Elector) campaign(ctx context.Context) (Term, Record, error) {
 		}
 		o := e.snapshot()
 		mine := o.exists && e.isMine(o.rec)
-		if o.exists && o.rec.HolderIdentity == e.cfg.Identity && !mine && clashWarned != o.version && !e.createdByUs(o.rec) {
+		proven, poll := e.provenAt(o)
+		if o.exists && o.rec.HolderIdentity == e.cfg.Identity && !mine && proven.IsZero() && !e.restart.samePod(o.rec) && clashWarned != o.version && !e.createdByUs(o.rec) {
 			clashWarned = o.version
 			e.log.Error("the lock names this replica's identity but this process did not write it (another process with the same identity, or a hand edit); identities must be unique (use leadership.DefaultIdentity). Waiting for that holder's lease to expire.",
 				"writerInstance", o.rec.Instance, "ownInstance", e.instance)
 		}
-		act, d := e.decide(o, e.clock.Now(), mine)
+		act, d := e.decide(o, e.clock.Now(), mine, proven)
 		if act == actWait {
+			if poll > 0 && (d <= 0 || poll < d) {
+				d = poll
+			}
 			e.waitChange(ctx, d)
 			continue
 		}
@@ -117,7 +157,7 @@ func (e *Elector) campaign(ctx context.Context) (Term, Record, error) {
 				if o.exists {
 					prev = o.rec.HolderIdentity
 				}
-				waited := e.clock.Since(e.freeSince(o, mine))
+				waited := e.clock.Since(e.freeSince(o, mine, proven))
 				e.hook(func() { h(t, prev, waited) })
 			}
 			return t, rec, nil
@@ -138,7 +178,8 @@ func (e *Elector) campaign(ctx context.Context) (Term, Record, error) {
 				continue
 			}
 			o := e.snapshot()
-			if act, _ := e.decide(o, e.clock.Now(), o.exists && e.isMine(o.rec)); act != actWait {
+			proven, _ := e.provenAt(o)
+			if act, _ := e.decide(o, e.clock.Now(), o.exists && e.isMine(o.rec), proven); act != actWait {
 				e.sleep(ctx, wait.Jitter(e.cfg.RetryPeriod, 0.2))
 			}
 			continue
@@ -191,6 +232,9 @@ func (e *Elector) acquire(ctx context.Context, o observation, act action) (Term,
 		RenewTime:      wallTime(now),
 		Instance:       e.instance,
 	}
+	// The lock file is taken before the write that may make us holder,
+	// and only a term that holds it publishes its proof.
+	rec.PodUID, rec.Proof = e.restart.beginTerm(now, bootAt)
 	rctx, cancel := context.WithTimeout(ctx, e.cfg.RenewInterval)
 	defer cancel()
 	var res Record
@@ -244,9 +288,10 @@ func (e *Elector) acquire(ctx context.Context, o observation, act action) (Term,
 	e.lastToken = max(e.lastToken, res.Version)
 	e.mu.Unlock()
 	e.confirmed(res)
+	e.restart.acquired(res.Version)
 	v := &validity{now: e.clock.Now, boot: e.boot}
 	v.extend(now, bootAt, e.cfg.termValidity())
-	t := Term{Identity: e.cfg.Identity, Token: res.Version, AcquireTime: now, Values: maps.Clone(res.Values), v: v}
+	t := Term{Identity: e.cfg.Identity, Token: res.Version, AcquireTime: now, Values: maps.Clone(res.Values), v: v, restartLock: e.restart.file()}
 	return t, res, nil
 }
 

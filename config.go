@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"path/filepath"
 	"strings"
 	"time"
 	"unicode"
@@ -19,7 +20,11 @@ const (
 	// DefaultStopMargin is how long before its validity ends a term is
 	// cancelled by default.
 	DefaultStopMargin = 100 * time.Millisecond
-	// None, as MaxClockDrift or StopMargin, selects zero for a field whose
+	// DefaultRestartMinTerm is RestartProof.MinTerm's default.
+	DefaultRestartMinTerm = 30 * time.Second
+	// DefaultMaxQuickCrashes is RestartProof.MaxQuickCrashes's default.
+	DefaultMaxQuickCrashes = 1
+	// None, as MaxClockDrift, StopMargin or RestartProof.MinTerm, selects zero for a field whose
 	// zero value selects its default.
 	None = -1
 )
@@ -86,12 +91,78 @@ type Config struct {
 	// restart of the same replica should usually win the lock back.
 	ReleaseOnStop *bool
 
+	// Restart enables the fast takeover of a leader that crashed in place:
+	// its container restarted in the same pod. The zero value disables it.
+	// See RestartProof.
+	Restart RestartProof
+
 	// Logger receives the elector's logs. nil means slog.Default().
 	Logger *slog.Logger
 
 	// Hooks are called at notable moments (metrics, events); see Hooks.
 	Hooks Hooks
 }
+
+// RestartProof lets a replica whose previous process led and died in the
+// same pod take the lock back at once, instead of a lease duration later,
+// when the kernel proves that every process of that term is gone: while it
+// leads, the replica holds an exclusive lock on a file in Dir, inherited by
+// every process the term starts (Term.RestartLock), and the lock is free
+// again only when all of them have exited. The Lease records the pod UID
+// and the file's identity (Record.PodUID, Record.Proof); a restarted
+// process that finds its own Identity and PodUID recorded as holder by
+// another process, with the proof of the very file whose lock it has just
+// taken without waiting, takes the Lease at once with a compare-and-swap
+// on the version it observed. In every other case it waits like any
+// candidate. It needs a stable Identity (the pod name): DefaultIdentity's
+// random suffix changes with every process. See DESIGN.md for what the
+// proof covers and what it cannot.
+type RestartProof struct {
+	// Dir is a directory that survives a container restart and belongs to
+	// one pod: an emptyDir volume. Never a hostPath or a volume shared
+	// between pods — the proof binds the lock to the pod UID, and a
+	// directory another pod can lock would let that pod's lock decide
+	// for this one. It must be an absolute path to an existing directory.
+	// Empty disables the fast takeover.
+	Dir string
+
+	// PodUID is the pod's UID (Downward API metadata.uid; the chart passes
+	// it as POD_UID). A restarted container keeps it; a new pod, even one
+	// with the same name (a StatefulSet's), gets another, so its proof
+	// never matches. Required when Dir is set.
+	PodUID string
+
+	// MinTerm is the shortest term that does not count as a quick crash.
+	// A leader that crashes soon after it began to lead is likely to crash
+	// again (bad input, bad configuration); its restarted process then
+	// waits like any follower, so that a healthy replica gets the lead. A
+	// longer MinTerm keeps crash-looping leaders away sooner, at the cost
+	// of a slow takeover after a genuine one-off crash early in a term.
+	// The term is counted on the boot clock from its start to the moment
+	// its restarted process judges it, so it includes the restart's delay.
+	// Zero selects DefaultRestartMinTerm (30s); None counts no crash as
+	// quick.
+	MinTerm time.Duration
+
+	// MaxQuickCrashes is how many quick crashes in a row make the
+	// restarted process wait like a follower. 1 (the default) waits after
+	// the first: fast takeover is for the rare crash of a healthy leader,
+	// and one that crashes within MinTerm has just shown it is not. 2
+	// forgives one quick crash. Zero selects the default.
+	MaxQuickCrashes int
+
+	// Delay is the least time between proving the previous process dead
+	// and leading. A dead leader's requests already in flight to a store
+	// may still land after the successor starts; a fenced store refuses
+	// them by token, but a store that cannot fence can only be given time
+	// for them to drain. Longer is safer for such stores and slower to
+	// take over. Zero (the default) leads at once. It must be less than
+	// LeaseDuration, beyond which the normal wait is shorter anyway.
+	Delay time.Duration
+}
+
+// enabled reports whether fast takeover after a restart in place is on.
+func (r RestartProof) enabled() bool { return r.Dir != "" }
 
 // withDefaults returns a copy with defaults filled in. It does not validate.
 func (c Config) withDefaults() Config {
@@ -115,6 +186,15 @@ func (c Config) withDefaults() Config {
 	}
 	if c.RetryPeriod == 0 {
 		c.RetryPeriod = min(DefaultRetryPeriodCap, c.RenewInterval/2)
+	}
+	switch c.Restart.MinTerm {
+	case 0:
+		c.Restart.MinTerm = DefaultRestartMinTerm
+	case None:
+		c.Restart.MinTerm = 0
+	}
+	if c.Restart.MaxQuickCrashes == 0 {
+		c.Restart.MaxQuickCrashes = DefaultMaxQuickCrashes
 	}
 	if c.ReleaseOnStop == nil {
 		t := true
@@ -186,6 +266,24 @@ func (c Config) validated() (Config, error) {
 		return bad("RetryPeriod", c.RetryPeriod, "must be at least 1ms")
 	case c.RetryPeriod > c.RenewInterval:
 		return bad("RetryPeriod", c.RetryPeriod, "must not exceed RenewInterval (%v): a failed renewal must be retried before the next one is due", c.RenewInterval)
+	}
+	if r := c.Restart; r.enabled() {
+		switch {
+		case !filepath.IsAbs(r.Dir):
+			return bad("Restart.Dir", fmt.Sprintf("%q", r.Dir), "must be an absolute path to a directory that survives a container restart and belongs to one pod (an emptyDir volume)")
+		case r.PodUID == "":
+			return bad("Restart.PodUID", `""`, "required when Restart.Dir is set: the pod's UID from the Downward API (fieldRef metadata.uid), which binds the proof to this pod")
+		case strings.TrimSpace(r.PodUID) != r.PodUID || strings.ContainsFunc(r.PodUID, unicode.IsControl) || len(r.PodUID) > 128:
+			return bad("Restart.PodUID", fmt.Sprintf("%q", r.PodUID), "must be a pod UID: at most 128 bytes, no spaces or control characters")
+		}
+	}
+	switch r := c.Restart; {
+	case r.MinTerm < 0:
+		return bad("Restart.MinTerm", r.MinTerm, "must not be negative; leadership.None counts no crash as quick")
+	case r.MaxQuickCrashes < 1:
+		return bad("Restart.MaxQuickCrashes", r.MaxQuickCrashes, "must be at least 1 (0 selects the default %d)", DefaultMaxQuickCrashes)
+	case r.Delay < 0 || r.Delay >= c.LeaseDuration:
+		return bad("Restart.Delay", r.Delay, "must be in [0, LeaseDuration %v): beyond it, the normal wait is shorter", c.LeaseDuration)
 	}
 	return c, nil
 }

@@ -220,7 +220,7 @@ func TestDecide(t *testing.T) {
 					e.seeEvent(s.ev)
 				}
 			}
-			act, wait := e.decide(e.snapshot(), t0.Add(sec(c.now)), c.mine)
+			act, wait := e.decide(e.snapshot(), t0.Add(sec(c.now)), c.mine, time.Time{})
 			if act != c.act || wait != c.wait {
 				t.Errorf("got %v %v, want %v %v", act, wait, c.act, c.wait)
 			}

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"os/exec"
 	"os/signal"
 	"syscall"
 	"time"
@@ -210,4 +211,46 @@ func ExampleNewWithClock() {
 		return
 	}
 	fmt.Println(e.Config().LeaseDuration)
+}
+
+// A replica whose container crashes and is restarted in the same pod takes
+// the Lease back at once when the kernel proves its previous process dead.
+// The identity must be stable (the pod name), the directory an emptyDir,
+// and the pod UID come from the Downward API. Every process the work starts
+// inherits the term's lock file, so that the proof covers it too.
+func ExampleRestartProof() {
+	rules := clientcmd.NewDefaultClientConfigLoadingRules()
+	cfg, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, nil).ClientConfig()
+	if err != nil {
+		slog.Error("setup", "error", err)
+		return
+	}
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		slog.Error("setup", "error", err)
+		return
+	}
+	lock, err := kubelease.New(cs.CoordinationV1(), "default", "db-migrator")
+	if err != nil {
+		slog.Error("setup", "error", err)
+		return
+	}
+	e, err := leadership.New(lock, leadership.Config{
+		Identity: os.Getenv("POD_NAME"),
+		Restart: leadership.RestartProof{
+			Dir:    "/var/run/leadership", // an emptyDir volume
+			PodUID: os.Getenv("POD_UID"),
+		},
+	})
+	if err != nil {
+		slog.Error("setup", "error", err)
+		return
+	}
+	_ = e.Run(context.Background(), func(ctx context.Context, t leadership.Term) error {
+		cmd := exec.CommandContext(ctx, "./migrate", "--token", fmt.Sprint(t.Token))
+		if f := t.RestartLock(); f != nil {
+			cmd.ExtraFiles = []*os.File{f} // descriptor 3 of the child
+		}
+		return cmd.Run()
+	})
 }

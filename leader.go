@@ -383,6 +383,7 @@ func (e *Elector) release(ls *leaderState) error {
 		rec.AcquireTime, rec.RenewTime = now, now
 		rec.Instance = e.instance
 		rec.Released = ls.term.Token
+		rec.PodUID, rec.Proof = "", ""
 		e.sent(rec)
 		res, err := e.lock.Update(ctx, rec)
 		switch {

@@ -25,6 +25,7 @@ import (
 	"k8s.io/utils/clock"
 
 	"github.com/leadership-dev/leadership/internal/bootclock"
+	"github.com/leadership-dev/leadership/internal/podlock"
 )
 
 // LeadFunc is the leader's work. It runs while this replica leads and must
@@ -62,6 +63,9 @@ type Elector struct {
 	// watchRetry is how often an elector that polls because watching was
 	// forbidden tries to watch again.
 	watchRetry time.Duration
+	// restart is the fast takeover after a restart in place; nil when
+	// Config.Restart is off. Used only from Run's goroutine.
+	restart *restarter
 
 	running atomic.Bool
 	// notify wakes the Run loop when the observed state changed.
@@ -124,6 +128,11 @@ type observation struct {
 	// last marked release may still act, counted from when we saw it. No
 	// lock is taken before it, except a marked release or our own record.
 	heldUntil time.Time
+	// priorUntil is heldUntil as it was before the current holder's
+	// term (identity and instance) was first seen: what holders other
+	// than the current one may still act on. A proven-dead holder is
+	// taken over only after it.
+	priorUntil time.Time
 }
 
 type leaderState struct {
@@ -156,14 +165,21 @@ func newElector(lock Lock, cfg Config, clk clock.WithTicker, boot func() time.Du
 	if err != nil {
 		return nil, err
 	}
+	if r := cfg.Restart; r.enabled() {
+		if err := podlock.CheckDir(r.Dir); err != nil {
+			return nil, &ConfigError{Field: "Restart.Dir", Value: fmt.Sprintf("%q", r.Dir), Rule: "must be an existing directory that survives a container restart and belongs to one pod (an emptyDir volume): " + err.Error()}
+		}
+	}
 	inst := DefaultIdentity()
 	if i := len(inst) - 8; i > 0 {
 		inst = inst[i:] // just the random part
 	}
+	log := cfg.Logger.With("lock", lock.String(), "identity", cfg.Identity)
 	return &Elector{
 		cfg:          cfg,
 		lock:         lock,
-		log:          cfg.Logger.With("lock", lock.String(), "identity", cfg.Identity),
+		log:          log,
+		restart:      newRestarter(cfg.Restart, lock.String(), log),
 		clock:        clk,
 		boot:         boot,
 		instance:     inst,
@@ -206,6 +222,7 @@ func (e *Elector) Run(ctx context.Context, lead LeadFunc) error {
 		stopBg()
 		wg.Wait()
 	}()
+	defer func() { e.restart.endTerm(e.boot()) }()
 	for {
 		t, rec, err := e.campaign(ctx)
 		if err != nil {
@@ -220,6 +237,9 @@ func (e *Elector) Run(ctx context.Context, lead LeadFunc) error {
 			continue
 		}
 		voluntary, relErr := e.leadTerm(ctx, t, rec, lead)
+		// lead has returned (and for `leadership run`, the tree is gone):
+		// only now may the lock file be let go.
+		e.restart.endTerm(e.boot())
 		if ctx.Err() != nil {
 			if relErr != nil {
 				return fmt.Errorf("%w: %w", ErrNotReleased, relErr)
@@ -437,7 +457,7 @@ func (e *Elector) observe(r Record) {
 	case o.exists && o.rec.sameContent(r):
 		// Metadata only (a label): the holder did not renew, so the
 		// countdown goes on from when the content was first seen.
-		n.at, n.holderMax = o.at, o.holderMax
+		n.at, n.holderMax, n.priorUntil = o.at, o.holderMax, o.priorUntil
 	case r.HolderIdentity == "" && r.Released != 0:
 		// The holder's own release, written after its work returned:
 		// nobody acts on an earlier term any more.
@@ -448,8 +468,10 @@ func (e *Elector) observe(r Record) {
 		// still counts on what it announced itself. (Which is why every
 		// replica of a lock should share the lease duration.)
 		lease := max(e.leaseOf(r), e.cfg.LeaseDuration)
+		n.priorUntil = o.heldUntil
 		if o.exists && r.HolderIdentity != "" && o.rec.HolderIdentity == r.HolderIdentity && o.rec.Instance == r.Instance {
 			lease = max(lease, o.holderMax)
+			n.priorUntil = o.priorUntil
 		}
 		// But not beyond maxAnnouncedFactor times our own: a longer value
 		// is a typo or an edit (leaseDurationSeconds set to the int32
@@ -489,7 +511,7 @@ func (e *Elector) seeMissing(version, epoch uint64) {
 		return
 	}
 	now := e.clock.Now()
-	e.obs = observation{known: true, version: max(version, o.version), at: now, heldUntil: o.heldUntil}
+	e.obs = observation{known: true, version: max(version, o.version), at: now, heldUntil: o.heldUntil, priorUntil: o.heldUntil}
 	e.changed()
 }
 

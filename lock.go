@@ -47,6 +47,16 @@ type Record struct {
 	// edit, a client-go release) is waited out like an expiry. Acquisitions
 	// and renewals never carry it.
 	Released uint64
+	// PodUID is the UID of the pod the holder runs in, and Proof
+	// identifies the pod-local lock file the holder's term held (boot,
+	// file identity and a nonce kept in the file), when the holder is
+	// configured for fast takeover after a restart in place
+	// (Config.Restart). Like Token and Instance they are part of the
+	// holder's record: its acquisition writes them, a hand edit of them
+	// is an edit like any other. Proof is empty when the term could not
+	// take its lock file.
+	PodUID string
+	Proof  string
 
 	// Values are small key/value pairs kept with the lock across terms, such
 	// as when a leader-only task last ran. The leader writes them with
@@ -93,6 +103,8 @@ func (r Record) sameContent(o Record) bool {
 		r.Token == o.Token &&
 		r.Instance == o.Instance &&
 		r.Released == o.Released &&
+		r.PodUID == o.PodUID &&
+		r.Proof == o.Proof &&
 		maps.Equal(r.Values, o.Values)
 }
 
@@ -164,6 +176,8 @@ type Lock interface {
 	// may not open yields ErrForbidden.
 	Watch(ctx context.Context, fromVersion uint64) (<-chan Event, error)
 	// String names the lock in logs and errors, e.g. "Lease default/db".
+	// With Config.Restart it also names the lock file in the pod's
+	// directory, so it must name one lock the same way in every process.
 	String() string
 }
 

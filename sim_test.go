@@ -39,6 +39,8 @@ import (
 	"log/slog"
 	randv1 "math/rand"
 	"math/rand/v2"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -85,6 +87,7 @@ var allFaults = []string{
 	"twin",            // one more elector runs under the identity of another (a copied Deployment)
 	"proclaim",        // leaders write values (Elector.Proclaim), extra writes within a term
 	"restore",         // etcd restored from a backup without --bump-revision (not in "all": see below)
+	"inplace",         // crashed processes restart in place: Config.Restart, each process's pod directory and UID kept
 }
 
 // contractBreakers are fault kinds that break the Lock contract itself:
@@ -230,6 +233,8 @@ type history struct {
 	next     int
 	full     bool
 	maxLease time.Duration // the longest leaseDuration any write announced
+	// fast counts fast takeovers after a restart in place ("inplace").
+	fast int
 }
 
 type histEntry struct {
@@ -314,6 +319,11 @@ func (l *logHandler) Handle(_ context.Context, r slog.Record) error {
 		return true
 	})
 	l.h.add(histEntry{at: time.Now(), who: l.who, text: b.String()})
+	if strings.HasPrefix(r.Message, "the previous process of this replica led and died in this pod") {
+		l.h.mu.Lock()
+		l.h.fast++
+		l.h.mu.Unlock()
+	}
 	return nil
 }
 
@@ -462,6 +472,9 @@ type proc struct {
 	name  string // the identity
 	label string // the name in the history: the identity, primed for a twin
 	rate  float64
+	// dir is the pod's directory for the restart proof ("inplace"),
+	// kept across incarnations like an emptyDir; "" without.
+	dir string
 
 	mu          sync.Mutex
 	inc         int
@@ -501,7 +514,23 @@ func (p *proc) start() error {
 		MaxClockDrift: p.s.sc.drift,
 		Logger:        slog.New(&logHandler{h: p.s.hist, who: p.who}),
 	}
-	el, err := leadership.NewSimElector(p.conn, cfg, clk, clk.Elapsed)
+	if p.dir != "" {
+		// A pod per process (a twin is a copied Deployment's pod), whose
+		// directory and UID survive its crashes. No crash counts as
+		// quick: every restart is a candidate for the fast takeover.
+		cfg.Restart = leadership.RestartProof{Dir: p.dir, PodUID: "uid-" + p.label, MinTerm: leadership.None}
+	}
+	var lock leadership.Lock = p.conn
+	boot := clk.Elapsed
+	if p.dir != "" {
+		lock = podLock{p.conn}
+		// The boot clock is the host's, not the process's: a restarted
+		// process reads on from where its predecessor's clock was (the
+		// restart proof measures terms on it).
+		since := time.Since(epoch)
+		boot = func() time.Duration { return since + clk.Elapsed() }
+	}
+	el, err := leadership.NewSimElector(lock, cfg, clk, boot)
 	if err != nil {
 		return err
 	}
@@ -516,6 +545,13 @@ func (p *proc) start() error {
 	})
 	return nil
 }
+
+// podLock names the simulated lock the same in every incarnation, as a
+// Lease is named by namespace and name: Config.Restart derives the lock
+// file's name from Lock.String.
+type podLock struct{ *simlock.Conn }
+
+func (podLock) String() string { return "simlock" }
 
 func (p *proc) lead(inc int, who string) leadership.LeadFunc {
 	return func(ctx context.Context, t leadership.Term) error {
@@ -784,6 +820,8 @@ type outcome struct {
 	fingerprint uint64
 	// excused counts overlaps not judged after a restore.
 	excused int
+	// fast counts fast takeovers after a restart in place.
+	fast int
 }
 
 // runScenario runs one scenario in its own synctest bubble.
@@ -809,6 +847,15 @@ func runScenario(t *testing.T, sc scenario) outcome {
 		if sc.faults["twin"] {
 			s.procs = append(s.procs, &proc{s: s, idx: sc.electors, name: "a", label: "a'", rate: sc.rates[len(sc.rates)-1]})
 		}
+		if sc.faults["inplace"] {
+			base := t.TempDir()
+			for _, p := range s.procs {
+				p.dir = filepath.Join(base, fmt.Sprint(p.idx))
+				if err := os.Mkdir(p.dir, 0o700); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
 		for _, p := range s.procs {
 			if err := p.start(); err != nil {
 				t.Fatal(err)
@@ -816,7 +863,7 @@ func runScenario(t *testing.T, sc scenario) outcome {
 		}
 		var kinds []string
 		for _, k := range allFaults {
-			if sc.faults[k] && !slices.Contains([]string{"loss", "slow", "watchend", "drift", "twin", "proclaim"}, k) {
+			if sc.faults[k] && !slices.Contains([]string{"loss", "slow", "watchend", "drift", "twin", "proclaim", "inplace"}, k) {
 				kinds = append(kinds, k)
 			}
 		}
@@ -885,6 +932,9 @@ func runScenario(t *testing.T, sc scenario) outcome {
 		s.store.Wait()
 		out.virtual = time.Since(epoch)
 		out.terms = s.chk.terms
+		hist.mu.Lock()
+		out.fast = hist.fast
+		hist.mu.Unlock()
 		out.fingerprint = s.chk.print.Sum64()
 		out.excused = s.chk.excused
 		out.violations = s.chk.failures()
@@ -935,7 +985,7 @@ func TestSimulation(t *testing.T) {
 		}
 	}
 	started := time.Now()
-	var runs, terms, excused int
+	var runs, terms, excused, fast int
 	var virtual time.Duration
 	var failed []outcome
 	first, last := uint64(0), uint64(0)
@@ -949,6 +999,7 @@ func TestSimulation(t *testing.T) {
 		terms += o.terms
 		virtual += o.virtual
 		excused += o.excused
+		fast += o.fast
 		if *simShow && len(o.violations) == 0 {
 			t.Logf("%s: %d terms\n%s", o.sc, o.terms, o.report)
 		}
@@ -967,6 +1018,9 @@ func TestSimulation(t *testing.T) {
 	wall := time.Since(started)
 	t.Logf("simulated %d runs (seeds %d..%d), %d terms, %v of virtual time in %v: %.0f terms/s, virtual/wall %.0f×; faults %s; race detector %v",
 		runs, first, last, terms, virtual.Round(time.Second), wall.Round(time.Millisecond), float64(terms)/wall.Seconds(), virtual.Seconds()/wall.Seconds(), faultList(faults), raceEnabled)
+	if faults["inplace"] {
+		t.Logf("%d times a restarted process proved its predecessor's term dead and took over at once (a compare-and-swap, which may still lose)", fast)
+	}
 	if excused > 0 {
 		t.Logf("%d overlaps or token regressions after restores without --bump-revision, not judged: the store broke the Lock contract", excused)
 	}

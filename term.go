@@ -28,8 +28,20 @@ type Term struct {
 	// the term was won: what earlier terms proclaimed.
 	Values map[string]string
 
-	v *validity
+	v           *validity
+	restartLock *os.File
 }
+
+// RestartLock returns the pod-local lock file this term holds
+// (Config.Restart), or nil when fast takeover after a restart in place is
+// off or the file could not be taken. Pass it to every process the work
+// starts (exec.Cmd.ExtraFiles): Go opens files close-on-exec, and a
+// process that does not inherit it is not covered by the proof that the
+// term is dead, so a restarted replica could take over while it still
+// runs. Do not close it or unlock it; the elector closes its own
+// descriptor once lead has returned, and the lock is free once every
+// process holding it is gone.
+func (t Term) RestartLock() *os.File { return t.restartLock }
 
 // Remaining returns how long the term stays valid if no renewal succeeds from
 // now on; zero or less means it is over. The term's context is cancelled

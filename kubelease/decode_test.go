@@ -17,6 +17,7 @@ func TestEncodeDecodeRoundTrip(t *testing.T) {
 	now := time.Date(2026, 11, 28, 12, 0, 0, 123456000, time.UTC)
 	r := leadership.Record{HolderIdentity: "pod-1-ab12", LeaseDuration: 15 * time.Second, AcquireTime: now,
 		RenewTime: now.Add(time.Second), LeaseTransitions: 4, PreferredHolder: "pod-2", Token: 99, Instance: "deadbeef",
+		PodUID: "0f6b2c1e-uid", Proof: "v1:boot:2049:1234:nonce",
 		Values: map[string]string{"last-run": "2026-11-28T12:00:00Z", "sweep.cursor": "42"}}
 	base := &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Name: "l", Namespace: "n", ResourceVersion: "42",
 		Labels: map[string]string{"app": "x"}, Annotations: map[string]string{"other": "kept"}}}
@@ -40,8 +41,12 @@ func TestEncodeDecodeRoundTrip(t *testing.T) {
 		!lease.Spec.RenewTime.Time.Equal(now.Add(time.Second)) {
 		t.Fatalf("spec %+v", lease.Spec)
 	}
-	// Clearing token, successor and values removes the annotations.
+	if lease.Annotations[AnnotationPodUID] != "0f6b2c1e-uid" || lease.Annotations[AnnotationProof] != "v1:boot:2049:1234:nonce" {
+		t.Fatalf("restart proof annotations: %v", lease.Annotations)
+	}
+	// Clearing token, successor, proof and values removes the annotations.
 	r.Token, r.PreferredHolder, r.Values = 0, "", map[string]string{"sweep.cursor": "43"}
+	r.PodUID, r.Proof = "", ""
 	lease = Encode(lease, r)
 	if _, ok := lease.Annotations[ValuesPrefix+"last-run"]; ok || lease.Annotations[ValuesPrefix+"sweep.cursor"] != "43" {
 		t.Fatalf("values not replaced: %v", lease.Annotations)
@@ -51,6 +56,9 @@ func TestEncodeDecodeRoundTrip(t *testing.T) {
 	}
 	if _, ok := lease.Annotations[AnnotationPreferredHolder]; ok {
 		t.Fatal("successor annotation kept")
+	}
+	if _, ok := lease.Annotations[AnnotationProof]; ok {
+		t.Fatal("proof annotation kept")
 	}
 	// A fractional duration is rounded up, never down.
 	r.LeaseDuration = 1500 * time.Millisecond

@@ -3,10 +3,11 @@
 // client-go's leader election, so that both kinds of elector can share one
 // Lease during a migration.
 //
-// Besides the spec it keeps three annotations: the holder's fencing token,
-// the writing process's instance (to tell two processes with one identity
-// apart), and a requested successor where spec.preferredHolder is not kept
-// by the cluster.
+// Besides the spec it keeps annotations: the holder's fencing token, the
+// writing process's instance (to tell two processes with one identity
+// apart), a requested successor where spec.preferredHolder is not kept by
+// the cluster, the release mark, and the pod UID and lock-file proof of a
+// holder configured for fast takeover after a restart in place.
 package kubelease
 
 import (
@@ -39,6 +40,11 @@ const (
 	// AnnotationReleased marks the holder's own release (Record.Released):
 	// the token of the term released once its work had returned.
 	AnnotationReleased = "leadership.dev/released"
+	// AnnotationPodUID and AnnotationProof bind a term to the pod and the
+	// pod-local lock file it held (Record.PodUID, Record.Proof), for the
+	// fast takeover of a leader that crashed in place.
+	AnnotationPodUID = "leadership.dev/pod-uid"
+	AnnotationProof  = "leadership.dev/proof"
 	// ValuesPrefix prefixes the annotation of each Record.Values key.
 	ValuesPrefix = "values.leadership.dev/"
 )
@@ -380,6 +386,8 @@ func Decode(lease *coordinationv1.Lease) (leadership.Record, error) {
 		r.Token = t
 	}
 	r.Instance = a[AnnotationInstance]
+	r.PodUID = a[AnnotationPodUID]
+	r.Proof = a[AnnotationProof]
 	if t, err := strconv.ParseUint(a[AnnotationReleased], 10, 64); err == nil {
 		r.Released = t
 	}
@@ -431,6 +439,8 @@ func Encode(base *coordinationv1.Lease, r leadership.Record) *coordinationv1.Lea
 		set(AnnotationToken, "")
 	}
 	set(AnnotationInstance, r.Instance)
+	set(AnnotationPodUID, r.PodUID)
+	set(AnnotationProof, r.Proof)
 	if r.Released != 0 {
 		set(AnnotationReleased, strconv.FormatUint(r.Released, 10))
 	} else {

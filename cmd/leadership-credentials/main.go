@@ -31,6 +31,7 @@ import (
 
 	"github.com/leadership-dev/leadership"
 	"github.com/leadership-dev/leadership/credentials"
+	"github.com/leadership-dev/leadership/internal/restartflags"
 	"github.com/leadership-dev/leadership/internal/version"
 	"github.com/leadership-dev/leadership/kubelease"
 )
@@ -43,6 +44,7 @@ type options struct {
 	annotation, rolePrefix                 string
 	logFormat, logLevel                    string
 	stats, version                         bool
+	restart                                restartflags.Flags
 }
 
 func main() {
@@ -62,6 +64,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&o.identity, "identity", "", "this replica's identity, unique among replicas (default: host name + random suffix)")
 	fs.DurationVar(&o.leaseDuration, "lease-duration", leadership.DefaultLeaseDuration, "how long a crashed leader goes unreplaced (whole seconds)")
 	fs.DurationVar(&o.renewInterval, "renew-interval", 0, "how often the leader renews the Lease (default lease-duration/3)")
+	o.restart.Register(fs)
 	fs.StringVar(&o.db, "db", "", "PostgreSQL connection URL or DSN (default: the PG* environment variables)")
 	fs.DurationVar(&o.ttl, "ttl", credentials.DefaultTTL, "validity of a credential; renewed every ttl/3; at least 3×lease-duration")
 	fs.DurationVar(&o.sweepInterval, "sweep-interval", credentials.DefaultSweepInterval, "how often to sweep for orphaned credentials, besides at every acquisition")
@@ -154,6 +157,9 @@ func serve(ctx context.Context, o options, log *slog.Logger) error {
 	}
 	id := o.identity
 	if id == "" {
+		if o.restart.Dir != "" {
+			return errors.New("--restart-proof-dir needs a stable --identity, the same after a restart of the container: the pod name ($(POD_NAME) in a pod spec); the default adds a random suffix per process")
+		}
 		id = leadership.DefaultIdentity()
 	}
 	log = log.With("identity", id)
@@ -169,8 +175,15 @@ func serve(ctx context.Context, o options, log *slog.Logger) error {
 		Identity:      id,
 		LeaseDuration: o.leaseDuration,
 		RenewInterval: o.renewInterval,
+		Restart:       o.restart.Config(),
 		Logger:        log,
 	})
+	var ce *leadership.ConfigError
+	if errors.As(err, &ce) {
+		if name := restartflags.FlagOf(ce.Field); name != "" {
+			return fmt.Errorf("invalid --%s %v: %s", name, ce.Value, ce.Rule)
+		}
+	}
 	if err != nil {
 		return err
 	}

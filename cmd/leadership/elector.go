@@ -17,6 +17,7 @@ import (
 
 	"github.com/leadership-dev/leadership"
 	"github.com/leadership-dev/leadership/events"
+	"github.com/leadership-dev/leadership/internal/restartflags"
 	"github.com/leadership-dev/leadership/kubelease"
 	"github.com/leadership-dev/leadership/metrics"
 	"github.com/leadership-dev/leadership/podlabel"
@@ -31,6 +32,7 @@ type electorFlags struct {
 	retryPeriod   time.Duration
 	httpAddr      string
 	noEvents      bool
+	restart       restartflags.Flags
 	labelPodFlags
 }
 
@@ -42,6 +44,7 @@ func (f *electorFlags) register(fs *pflag.FlagSet, defaultHTTP string) {
 	fs.DurationVar(&f.retryPeriod, "retry-period", 0, "pause after a failed request (default: min(2s, renew-interval/2))")
 	fs.StringVar(&f.httpAddr, "http-addr", defaultHTTP, "address for /leader, /healthz, /readyz and /metrics (empty: no HTTP server)")
 	fs.BoolVar(&f.noEvents, "no-events", false, "do not record Kubernetes Events on the Lease")
+	f.restart.Register(fs)
 	f.labelPodFlags.register(fs)
 }
 
@@ -62,6 +65,9 @@ func (f *electorFlags) config(log *slog.Logger) (leadership.Config, error) {
 	}
 	id := f.identity
 	if id == "" {
+		if f.restart.Dir != "" {
+			return leadership.Config{}, usageErrorf("--restart-proof-dir needs a stable --identity, the same after a restart of the container: the pod name (--identity=$(POD_NAME) in a pod spec); the default adds a random suffix per process")
+		}
 		id = leadership.DefaultIdentity()
 	}
 	cfg := leadership.Config{
@@ -69,12 +75,19 @@ func (f *electorFlags) config(log *slog.Logger) (leadership.Config, error) {
 		LeaseDuration: f.leaseDuration,
 		RenewInterval: f.renewInterval,
 		RetryPeriod:   f.retryPeriod,
+		Restart:       f.restart.Config(),
 		Logger:        log,
 	}
-	if err := cfg.Validate(); err != nil {
+	// New, not Validate: it also checks that the restart proof's
+	// directory exists.
+	if _, err := leadership.New(nopLock{}, cfg); err != nil {
 		var ce *leadership.ConfigError
 		if errors.As(err, &ce) {
-			return cfg, usageErrorf("invalid %s %v: %s", flagOf[ce.Field], ce.Value, ce.Rule)
+			name := flagOf[ce.Field]
+			if n := restartflags.FlagOf(ce.Field); n != "" {
+				name = "--" + n
+			}
+			return cfg, usageErrorf("invalid %s %v: %s", name, ce.Value, ce.Rule)
 		}
 		return cfg, withCode(exitUsage, err)
 	}

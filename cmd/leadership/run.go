@@ -42,6 +42,13 @@ LEADERSHIP_IDENTITY and LEADERSHIP_TOKEN (the term's fencing token: pass it to
 the stores CMD writes to, and have them refuse tokens lower than the highest
 they have seen). CMD runs in a session of its own, with stdin /dev/null.
 
+With --restart-proof-dir (and --pod-uid), the term's lock file is descriptor 3
+of CMD and of everything it starts that keeps it open: leave it open. A
+replica whose 'leadership run' crashed and was restarted in place takes the
+Lease over at once only when no process holding it is left; CMD's tree is
+covered by the containment below in any case (the watchdog holds the file
+until the tree is gone).
+
 The rule: CMD and every process it started, whatever session or process group
 it moved to (setsid, a double fork, set -m), is dead before the term's
 validity ends, so before any other replica can lead, and the Lease is released
@@ -372,14 +379,23 @@ func (r *runner) supervise(ctx context.Context, t leadership.Term, extra map[str
 			if cgroup != "" {
 				args = append(args, "--cgroup", cgroup)
 			}
+			var inherit []*os.File
+			if f := t.RestartLock(); f != nil {
+				// The watchdog and, through it, the command and all its
+				// descendants hold the term's lock file: a restarted
+				// replica takes over at once only once all are gone.
+				inherit = []*os.File{f}
+				args = append(args, "--restart-lock-fd", "4")
+			}
 			return watchdog.Start(watchdog.Options{
-				Exe:    r.exe,
-				Args:   append(append(args, "--"), command...),
-				Env:    env,
-				Stdout: r.stdout,
-				Stderr: r.stderr,
-				Spawn:  r.reaper.Spawn,
-				Exited: r.reaper.Disown,
+				Exe:     r.exe,
+				Args:    append(append(args, "--"), command...),
+				Env:     env,
+				Stdout:  r.stdout,
+				Stderr:  r.stderr,
+				Spawn:   r.reaper.Spawn,
+				Exited:  r.reaper.Disown,
+				Inherit: inherit,
 			})
 		},
 		Reaper:       r.reaper,

@@ -47,6 +47,9 @@ type Options struct {
 	// Handovers and Crashes are per implementation and profile.
 	Handovers int `json:"handovers"`
 	Crashes   int `json:"crashes"`
+	// Restarts: crash-and-restart-in-place trials per implementation and
+	// profile (the leader's process killed and started again at once).
+	Restarts int `json:"restarts"`
 	// SteadyWindow is the measurement window of the per-role API load and
 	// resource use, per profile; zero skips it.
 	SteadyWindow map[string]time.Duration `json:"steady_window_ns"`
@@ -84,6 +87,7 @@ func DefaultOptions() Options {
 		Profiles:     []Profile{DefaultProfile(), FastProfile()},
 		Handovers:    100,
 		Crashes:      10,
+		Restarts:     10,
 		SteadyWindow: map[string]time.Duration{"default": 10 * time.Minute, "fast": 3 * time.Minute},
 		Warmup:       10 * time.Second,
 		ScaleLeases:  []int{100, 1000},
@@ -112,7 +116,17 @@ type ProfileResult struct {
 	Configs  []ImplConfig     `json:"configs"`
 	Handover []HandoverResult `json:"handover"`
 	Crash    []CrashResult    `json:"crash"`
+	Restart  []RestartResult  `json:"restart,omitempty"`
 	Steady   *SteadyResult    `json:"steady,omitempty"`
+}
+
+func (p ProfileResult) restart(i Impl) (RestartResult, bool) {
+	for _, r := range p.Restart {
+		if r.Impl == i {
+			return r, true
+		}
+	}
+	return RestartResult{}, false
 }
 
 func (p ProfileResult) handover(i Impl) (HandoverResult, bool) {
@@ -222,6 +236,17 @@ func Run(ctx context.Context, cp *controlplane.ControlPlane, opts Options) (*Res
 			}
 			r.Load = append(r.Load, readLoad(p.Name+" crashes done"))
 		}
+		if opts.Restarts > 0 {
+			e.logf("%s profile: %d crashes and restarts in place per implementation (both at once, on separate Leases)", p.Name, opts.Restarts)
+			pr.Restart = make([]RestartResult, 2)
+			if err := both(func(i int, impl Impl) (err error) {
+				pr.Restart[i], err = runRestarts(ctx, e, p.config(impl), p.Name, opts.Restarts)
+				return err
+			}); err != nil {
+				return r, err
+			}
+			r.Load = append(r.Load, readLoad(p.Name+" restarts done"))
+		}
 		if w := opts.SteadyWindow[p.Name]; w > 0 {
 			e.logf("%s profile: API load and resources of leaders and idle followers", p.Name)
 			impls := []Impl{Ours, ClientGo}
@@ -271,8 +296,8 @@ func (o Options) validate() error {
 	bad := func(format string, args ...any) error {
 		return fmt.Errorf("bench: invalid options: "+format, args...)
 	}
-	if o.Handovers < 0 || o.Crashes < 0 {
-		return bad("counts must not be negative (handovers %d, crashes %d)", o.Handovers, o.Crashes)
+	if o.Handovers < 0 || o.Crashes < 0 || o.Restarts < 0 {
+		return bad("counts must not be negative (handovers %d, crashes %d, restarts %d)", o.Handovers, o.Crashes, o.Restarts)
 	}
 	for _, p := range o.Profiles {
 		if p.LeaseDuration < time.Second || p.LeaseDuration%time.Second != 0 {

@@ -37,6 +37,7 @@ func TestSmoke(t *testing.T) {
 		Profiles:     []Profile{fast},
 		Handovers:    3,
 		Crashes:      2,
+		Restarts:     2,
 		SteadyWindow: map[string]time.Duration{fast.Name: 3 * time.Second},
 		Warmup:       time.Second,
 		ScaleLeases:  []int{10},
@@ -79,6 +80,18 @@ func TestSmoke(t *testing.T) {
 		}
 		checkDist(t, string(impl)+" handover", h.Latency)
 		checkDist(t, string(impl)+" crash", c.BeyondLease)
+	}
+	for _, impl := range []Impl{Ours, ClientGo} {
+		rs, ok := p.restart(impl)
+		if !ok || rs.Takeover.N != opts.Restarts {
+			t.Errorf("%s: restart samples %+v, want %d", impl, rs.Takeover, opts.Restarts)
+		}
+		checkDist(t, string(impl)+" restart", rs.Takeover)
+	}
+	// A leadership leader restarted in place proves its predecessor dead
+	// and leads again itself, long before the lease would run out.
+	if rs, _ := p.restart(Ours); rs.ByRestarted != opts.Restarts || rs.Takeover.MaxMS >= float64(fast.LeaseDuration/time.Millisecond) {
+		t.Errorf("leadership: %d of %d restarts led again by the restarted process, slowest after %v ms (lease %v); want all, well within the lease", rs.ByRestarted, opts.Restarts, rs.Takeover.MaxMS, fast.LeaseDuration)
 	}
 	// leadership's promise: the next leader starts only after the previous
 	// one's work has returned.

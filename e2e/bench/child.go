@@ -48,6 +48,11 @@ type childSpec struct {
 	Prefix     string     `json:"prefix"`
 	Count      int        `json:"count"`
 	Identity   string     `json:"identity"`
+	// RestartDir, PodUID and RestartMinTerm configure leadership's fast
+	// takeover after a restart in place (Config.Restart).
+	RestartDir     string        `json:"restart_dir,omitempty"`
+	PodUID         string        `json:"pod_uid,omitempty"`
+	RestartMinTerm time.Duration `json:"restart_min_term,omitempty"`
 }
 
 // childMsg is one line a candidate process writes on its stdout.
@@ -120,7 +125,11 @@ func childMain() error {
 			if err != nil {
 				return err
 			}
-			e, err := leadership.New(lock, spec.Config.ours(spec.Identity, log))
+			cfg := spec.Config.ours(spec.Identity, log)
+			if spec.RestartDir != "" {
+				cfg.Restart = leadership.RestartProof{Dir: spec.RestartDir, PodUID: spec.PodUID, MinTerm: spec.RestartMinTerm}
+			}
+			e, err := leadership.New(lock, cfg)
 			if err != nil {
 				return err
 			}
@@ -188,7 +197,8 @@ type childProc struct {
 
 	mu      sync.Mutex
 	leading int
-	starts  int // terms begun
+	starts  int       // terms begun
+	leadAt  time.Time // when the last term's work began, as reported
 	final   *childMsg
 	waitErr error
 }
@@ -249,6 +259,7 @@ func (c *childProc) read(stdout io.Reader) {
 			c.leading = m.Leading
 			if m.On {
 				c.starts++
+				c.leadAt = time.Now()
 			}
 			c.mu.Unlock()
 		case "snap":
@@ -263,6 +274,14 @@ func (c *childProc) read(stdout io.Reader) {
 	c.mu.Lock()
 	c.waitErr = err
 	c.mu.Unlock()
+}
+
+// lastLeadStart is when the process last reported that its work began
+// (zero: never).
+func (c *childProc) lastLeadStart() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.leadAt
 }
 
 func (c *childProc) state() (leading, starts int) {

@@ -54,6 +54,15 @@ func (r *Results) targets() []Target {
 			out = append(out, Target{Name: "crash takeover p99 (" + name + ")", Goal: "≤ lease + 250 ms",
 				Measured: "lease + " + fmtMS(c.BeyondLease.P99MS) + fmt.Sprintf(" (n = %d)", c.BeyondLease.N), Met: c.BeyondLease.P99MS <= 250})
 		}
+		if ro, ok := p.restart(Ours); ok && ro.Takeover.N > 0 {
+			t := Target{Name: "crash and restart in place p99, kill to leading again, restart included (" + name + ")", Goal: "≤ 1 s and ≥ 15× faster than client-go",
+				Measured: fmtMS(ro.Takeover.P99MS) + fmt.Sprintf(" (n = %d)", ro.Takeover.N), Met: ro.Takeover.P99MS <= 1000}
+			if rc, ok := p.restart(ClientGo); ok && rc.Takeover.N > 0 {
+				t.Measured += "; client-go " + fmtMS(rc.Takeover.P99MS) + " (×" + fmtRatio(rc.Takeover.P99MS, ro.Takeover.P99MS) + ")"
+				t.Met = t.Met && rc.Takeover.P99MS >= 15*ro.Takeover.P99MS
+			}
+			out = append(out, t)
+		}
 		if p.Steady != nil {
 			if g, ok := p.Steady.group(Ours); ok {
 				w := p.Steady.Window.Seconds()
@@ -118,6 +127,12 @@ func (r *Results) Markdown() string {
 			w("| crash takeover beyond the lease, p99 | %s | %s | %s | %s |\n", pn, fmtMS(co.BeyondLease.P99MS), fmtMS(cc.BeyondLease.P99MS), fmtRatio(co.BeyondLease.P99MS, cc.BeyondLease.P99MS))
 			w("| crash takeover beyond the lease, min … max | %s | %s … %s | %s … %s | |\n", pn, fmtMS(co.BeyondLease.MinMS), fmtMS(co.BeyondLease.MaxMS), fmtMS(cc.BeyondLease.MinMS), fmtMS(cc.BeyondLease.MaxMS))
 			w("| crash: cut-off leader's work stopped before the successor's began (negative: both worked that long), min | %s | %s | %s | |\n", pn, fmtMS(co.OldStoppedBeforeNew.MinMS), fmtMS(cc.OldStoppedBeforeNew.MinMS))
+		}
+		if ro, ok := p.restart(Ours); ok {
+			rc, _ := p.restart(ClientGo)
+			w("| crash and restart in place: kill to leading again, p50 (n = %d) | %s | %s | %s | %s |\n", ro.Takeover.N, pn, fmtMS(ro.Takeover.P50MS), fmtMS(rc.Takeover.P50MS), fmtRatio(ro.Takeover.P50MS, rc.Takeover.P50MS))
+			w("| crash and restart in place: kill to leading again, p99 | %s | %s | %s | %s |\n", pn, fmtMS(ro.Takeover.P99MS), fmtMS(rc.Takeover.P99MS), fmtRatio(ro.Takeover.P99MS, rc.Takeover.P99MS))
+			w("| crash and restart in place: min … max | %s | %s … %s | %s … %s | |\n", pn, fmtMS(ro.Takeover.MinMS), fmtMS(ro.Takeover.MaxMS), fmtMS(rc.Takeover.MinMS), fmtMS(rc.Takeover.MaxMS))
 		}
 		if hok || cok {
 			w("| two leaders working at once (handover and crash trials) | %s | %d | %d | |\n", pn, ho.Overlaps+co.Overlaps, hc.Overlaps+cc.Overlaps)

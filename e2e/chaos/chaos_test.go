@@ -28,13 +28,14 @@ var shortRounds = map[string]int{
 	"manual-release":    1,
 	"delete-polling":    3,
 	"clock-drift":       2,
+	"restart-in-place":  2,
 }
 
 // takeoverRequired lists the scenarios whose every fault must end the
 // leader's term: the leader dies, stops, loses its path or steps down.
 var takeoverRequired = map[string]bool{
 	"kill": true, "sigstop": true, "partition": true, "rolling-restart": true, "handover-storm": true, "mixed": true,
-	"clock-drift": true,
+	"clock-drift": true, "restart-in-place": true,
 }
 
 // TestShortRun runs every scenario briefly against both implementations and

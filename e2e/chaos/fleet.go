@@ -3,6 +3,7 @@ package chaos
 import (
 	"context"
 	"fmt"
+	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -28,6 +29,10 @@ type fleet struct {
 	// replacement keeps the rate of the candidate it replaces, so that the
 	// fleet's mix of clocks stays the same.
 	rate func(seq int) float64
+	// inPlace gives every candidate a pod (a name, a directory and a UID)
+	// that a restart in place keeps: leadership's candidates run with the
+	// restart proof.
+	inPlace bool
 
 	mu      sync.Mutex
 	members []*candidate
@@ -43,22 +48,51 @@ func (f *fleet) spawn(impl string) (*candidate, error) { return f.spawnAt(impl, 
 
 // spawnAt is spawn with the clock rate given (0: the fleet's choice).
 func (f *fleet) spawnAt(impl string, rate float64) (*candidate, error) {
+	return f.spawnIn(impl, rate, nil)
+}
+
+// pod is what a container restart in place keeps: the pod's name (the
+// identity of a leadership candidate), its emptyDir and its UID.
+type pod struct {
+	name, dir, uid string
+}
+
+// spawnIn is spawnAt in pod p; nil: a new pod if the fleet restarts in
+// place, else none.
+func (f *fleet) spawnIn(impl string, rate float64, p *pod) (*candidate, error) {
 	f.mu.Lock()
 	f.seq++
 	seq := f.seq
 	id := fmt.Sprintf("%s-%d", identityPrefix[impl], seq)
 	f.mu.Unlock()
-	p, err := f.r.cp.NewProxy()
+	if f.inPlace && p == nil {
+		p = &pod{name: id, dir: filepath.Join(f.logDir, id+".pod"), uid: randomSuffix() + randomSuffix()}
+		if err := os.MkdirAll(p.dir, 0o700); err != nil {
+			return nil, fmt.Errorf("chaos: %w", err)
+		}
+	}
+	if p != nil {
+		// leadership's restart proof needs the identity to stay; client-go
+		// would take its own identity's record back at once, proof or
+		// not, so its candidates name themselves as kube-controller-manager
+		// does: the pod name and a suffix of the process's own.
+		id = p.name
+		if impl != ledger.ImplLeadership {
+			id = fmt.Sprintf("%s_%d", p.name, seq)
+		}
+	}
+	px, err := f.r.cp.NewProxy()
 	if err != nil {
 		return nil, err
 	}
-	kubeconfig := filepath.Join(f.logDir, id+".kubeconfig")
-	if err := p.WriteKubeconfig(kubeconfig); err != nil {
-		_ = p.Close()
+	file := fmt.Sprintf("%s.%d", id, seq)
+	kubeconfig := filepath.Join(f.logDir, file+".kubeconfig")
+	if err := px.WriteKubeconfig(kubeconfig); err != nil {
+		_ = px.Close()
 		return nil, err
 	}
 	o := f.r.opts
-	c := &candidate{impl: impl, identity: id, proxy: p, logPath: filepath.Join(f.logDir, id+".log")}
+	c := &candidate{impl: impl, identity: id, pod: p, proxy: px, logPath: filepath.Join(f.logDir, file+".log")}
 	c.gone = func(at ledger.Mono) {
 		// Recorded by the runner: the process cannot report its death.
 		_ = f.r.ledger.AddEvent(ledger.Event{Fleet: f.name, Impl: impl, Identity: id, PID: c.pid(), Kind: ledger.EventGone, At: at})
@@ -76,6 +110,11 @@ func (f *fleet) spawnAt(impl string, rate float64) (*candidate, error) {
 	if f.denyWatch {
 		args = append(args, "-deny-watch")
 	}
+	if p != nil && impl == ledger.ImplLeadership {
+		// No crash counts as quick: the scenario kills leaders that have
+		// just settled, and tests the proof, not the crash-loop guard.
+		args = append(args, "-restart-proof-dir", p.dir, "-pod-uid", p.uid, "-restart-min-term", "-1ns")
+	}
 	if f.rate != nil && impl == ledger.ImplLeadership {
 		c.rate = rate
 		if c.rate == 0 {
@@ -85,7 +124,7 @@ func (f *fleet) spawnAt(impl string, rate float64) (*candidate, error) {
 	}
 	err = c.start(f.r.bin.Path, args)
 	if err != nil {
-		_ = p.Close()
+		_ = px.Close()
 		return nil, err
 	}
 	f.mu.Lock()

@@ -115,6 +115,7 @@ func BuildCandidate(ctx context.Context, dir string, race bool) (Candidate, erro
 type candidate struct {
 	impl     string
 	identity string
+	pod      *pod    // nil unless the fleet restarts in place
 	rate     float64 // clock rate, 0 for the real clock
 	proxy    *controlplane.Proxy
 	cmd      *exec.Cmd

@@ -31,6 +31,9 @@ type Scenario struct {
 	// Frozen: the scenario stops whole processes (SIGSTOP) past their
 	// lease, so refused writes of the frozen processes are expected.
 	Frozen bool
+	// InPlace: candidates live in pods that survive a restart of their
+	// process (leadership's restart proof, Config.Restart).
+	InPlace bool
 
 	perFleet func(ctx context.Context, s *session, f *fleet) error
 	shared   func(ctx context.Context, s *session, fs []*fleet) error
@@ -51,6 +54,7 @@ func Scenarios() []Scenario {
 		{Name: "hand-edit", Title: "an operator's read-modify-write of the held Lease, annotations kept: leaseDurationSeconds 2→1, renewTime, or a label; every other edit with the leader partitioned", perFleet: handEdit},
 		{Name: "manual-release", Title: "an operator empties holderIdentity of the held Lease, annotations kept; every other time with the leader partitioned", perFleet: manualRelease},
 		{Name: "delete-polling", Title: "the held Lease deleted while candidates poll (watch forbidden): plain, after a partitioned leader was replaced and healed at once, with the leader partitioned", DenyWatch: true, perFleet: deletePolling},
+		{Name: "restart-in-place", Title: "kill -9 of the leader and its restart at once in the same pod (same pod UID and directory; leadership: same identity, with the restart proof)", InPlace: true, perFleet: restartInPlace},
 		{Name: "clock-drift", Title: "one candidate's clock fast, the others' slow (rates 1±ClockDrift/2), under partitions (two rounds in three) and kill -9", Drift: true, perFleet: clockDrift},
 	}
 }
@@ -158,7 +162,7 @@ func (r *Runner) run(ctx context.Context, sc Scenario) (*Result, error) {
 		if err != nil {
 			return nil, err
 		}
-		f := &fleet{r: r, name: name, label: sp.label, logDir: dir, denyWatch: sc.DenyWatch}
+		f := &fleet{r: r, name: name, label: sp.label, logDir: dir, denyWatch: sc.DenyWatch, inPlace: sc.InPlace}
 		if sc.Drift {
 			d := r.opts.ClockDrift
 			// One fast clock, the others slow: the fast one, a follower
@@ -443,6 +447,40 @@ func sharedFault(ctx context.Context, s *session, fs []*fleet, kind string, inje
 			if _, err := f.takeover(ctx, at, olds[j], 3*s.o.LeaseDuration); err != nil {
 				return err
 			}
+		}
+	}
+	return nil
+}
+
+// restartInPlace: SIGKILL the leader and start its process again at once
+// in the same pod, as the kubelet restarts a crashed container. A
+// leadership candidate proves its predecessor dead and takes over at once;
+// a client-go candidate (a new identity per process) waits the lease out,
+// like its followers.
+func restartInPlace(ctx context.Context, s *session, f *fleet) error {
+	for i := range s.o.Transitions {
+		s.progress(f, "kill -9 and restart in place", i, s.o.Transitions)
+		c, old, err := f.stableLeader(ctx)
+		if err != nil {
+			return err
+		}
+		at := ledger.Now()
+		s.fault(f, "kill -9 + restart in place", c.identity, at, true)
+		if err := c.signal(syscall.SIGKILL); err != nil {
+			return err
+		}
+		wctx, cancel := context.WithTimeout(ctx, f.r.opts.WaitTimeout)
+		err = c.waitExit(wctx)
+		cancel()
+		if err != nil {
+			return f.fail(err, c)
+		}
+		f.remove(c)
+		if _, err := f.spawnIn(c.impl, c.rate, c.pod); err != nil {
+			return err
+		}
+		if err := f.awaitTakeover(ctx, at, old); err != nil {
+			return err
 		}
 	}
 	return nil

@@ -37,6 +37,10 @@ type Options struct {
 	// Exited, if set, is called with the watchdog's pid once the Client has
 	// waited for it (a Reaper's Disown).
 	Exited func(pid int)
+	// Inherit are files the watchdog process inherits after its report
+	// pipe, as descriptors 4, 5, ... (the term's restart lock file, which
+	// must stay open until the tree is gone).
+	Inherit []*os.File
 }
 
 // Client is the supervisor's side of a watchdog process. None of its
@@ -102,7 +106,7 @@ func Start(o Options) (*Client, error) {
 		return nil, fmt.Errorf("watchdog: %w", err)
 	}
 	closeAfter = append(closeAfter, reportsW)
-	cmd.ExtraFiles = []*os.File{reportsW}
+	cmd.ExtraFiles = append([]*os.File{reportsW}, o.Inherit...)
 	start := func() (int, error) {
 		if err := cmd.Start(); err != nil {
 			return 0, err

@@ -111,6 +111,10 @@ type Spec struct {
 	// Stdout and Stderr are the command's; nil means /dev/null. Its
 	// standard input is /dev/null.
 	Stdout, Stderr *os.File
+	// Inherit are files the command inherits as descriptors 3, 4, ...
+	// The watchdog keeps its own descriptors of them open until it exits,
+	// which is after the tree is gone.
+	Inherit []*os.File
 }
 
 // Serve is the watchdog process's main loop: it reads the protocol from in,
@@ -454,6 +458,7 @@ func (w *server) start() {
 			files[i] = null
 		}
 	}
+	files = append(files, w.spec.Inherit...)
 	sys := &syscall.SysProcAttr{Setsid: true, Pdeathsig: syscall.SIGKILL}
 	if w.cg != nil {
 		fd, err := w.cg.Open()

@@ -49,6 +49,8 @@ func run(args []string) error {
 	profiles := fs.String("profiles", "default,fast", "timing profiles to run: default (15s lease, client-go's defaults), fast (2s lease)")
 	handovers := fs.Int("handovers", def.Handovers, "graceful handovers per implementation and profile")
 	crashes := fs.Int("crashes", def.Crashes, "crash takeovers per implementation and profile")
+	restarts := fs.Int("restarts", def.Restarts, "crashes and restarts in place (kill -9 of the leader's process, restarted at once) per implementation and profile")
+	only := fs.String("only", "", "run only this scenario: restart (the others' counts and windows become 0)")
 	windowDefault := fs.Duration("window-default", def.SteadyWindow["default"], "steady measurement window, default profile (0 skips)")
 	windowFast := fs.Duration("window-fast", def.SteadyWindow["fast"], "steady measurement window, fast profile (0 skips)")
 	scale := fs.String("scale", "100,1000", "Lease counts of the scale scenario, comma-separated (empty skips)")
@@ -77,7 +79,7 @@ func run(args []string) error {
 		return write(&r, *out, false)
 	}
 	opts := def
-	opts.Handovers, opts.Crashes, opts.Warmup, opts.ScaleWindow = *handovers, *crashes, *warmup, *scaleWindow
+	opts.Handovers, opts.Crashes, opts.Restarts, opts.Warmup, opts.ScaleWindow = *handovers, *crashes, *restarts, *warmup, *scaleWindow
 	opts.SteadyWindow = map[string]time.Duration{"default": *windowDefault, "fast": *windowFast}
 	opts.Profiles = nil
 	for name := range strings.SplitSeq(*profiles, ",") {
@@ -111,10 +113,18 @@ func run(args []string) error {
 			return fmt.Errorf("-scale-impls: unknown implementation %q; use leadership, client-go or both", name)
 		}
 	}
+	switch *only {
+	case "":
+	case "restart":
+		opts.Handovers, opts.Crashes, opts.ScaleLeases = 0, 0, nil
+		opts.SteadyWindow = map[string]time.Duration{}
+	default:
+		return fmt.Errorf("-only %q: the only scenario that can run alone is restart", *only)
+	}
 	if *quick {
 		fast := bench.FastProfile()
 		opts.Profiles = []bench.Profile{fast}
-		opts.Handovers, opts.Crashes = 3, 2
+		opts.Handovers, opts.Crashes, opts.Restarts = 3, 2, 2
 		opts.SteadyWindow = map[string]time.Duration{"fast": 5 * time.Second}
 		opts.Warmup = time.Second
 		opts.ScaleLeases, opts.ScaleProfile, opts.ScaleWindow = []int{10}, fast, 5*time.Second

@@ -60,6 +60,9 @@ type options struct {
 	clockRate     float64
 	denyWatch     bool
 	verbose       bool
+	restartDir    string
+	podUID        string
+	minTerm       time.Duration
 }
 
 func parse(args []string) (options, error) {
@@ -80,6 +83,9 @@ func parse(args []string) (options, error) {
 	fs.Float64Var(&o.clockRate, "clock-rate", 1, "leadership: rate of the elector's clock relative to the real one (1.01: 1 % fast), as a host whose oscillator drifts; needs the library's clock seam")
 	fs.BoolVar(&o.denyWatch, "deny-watch", false, "answer every watch request with 403 Forbidden, as an RBAC Role without the verb watch does, so the elector polls")
 	fs.BoolVar(&o.verbose, "v", false, "debug logs")
+	fs.StringVar(&o.restartDir, "restart-proof-dir", "", "leadership: Config.Restart.Dir, the pod-local directory of the lock file that proves a crashed leader of this replica dead (fast takeover after a restart in place)")
+	fs.StringVar(&o.podUID, "pod-uid", "", "leadership: Config.Restart.PodUID, this replica's pod UID (required with -restart-proof-dir)")
+	fs.DurationVar(&o.minTerm, "restart-min-term", 0, "leadership: Config.Restart.MinTerm (0: the default; -1ns: none)")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -95,6 +101,8 @@ func parse(args []string) (options, error) {
 		return o, fmt.Errorf("-tick %v, -margin %v: want tick > 0 and margin ≥ 0", o.tick, o.margin)
 	case fs.NArg() > 0:
 		return o, fmt.Errorf("unexpected arguments %q", fs.Args())
+	case o.restartDir != "" && o.impl == ledger.ImplClientGo:
+		return o, fmt.Errorf("-restart-proof-dir: client-go has no fast takeover after a restart in place")
 	case math.IsNaN(o.clockRate) || math.Abs(o.clockRate-1) > driftclock.MaxRateDeviation:
 		return o, fmt.Errorf("-clock-rate %v: want a rate within 1±%v (e.g. 1.01 or 0.99)", o.clockRate, driftclock.MaxRateDeviation)
 	case o.clockRate != 1 && o.impl == ledger.ImplClientGo:
@@ -252,6 +260,7 @@ func runLeadership(ctx context.Context, o options, cs kubernetes.Interface, w *w
 		LeaseDuration: o.leaseDuration,
 		RenewInterval: o.renew,
 		RetryPeriod:   o.retry,
+		Restart:       leadership.RestartProof{Dir: o.restartDir, PodUID: o.podUID, MinTerm: o.minTerm},
 		Logger:        w.log,
 	}
 	var e *leadership.Elector

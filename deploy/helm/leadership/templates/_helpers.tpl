@@ -54,6 +54,17 @@
 {{- end }}
 - --http-addr=:{{ .Values.httpPort }}
 - --log-format={{ .Values.logFormat }}
+{{- if .Values.restartProof.enabled }}
+- --identity=$(POD_NAME)
+- --restart-proof-dir={{ include "leadership.restartDir" . }}
+- --pod-uid=$(POD_UID)
+{{- with .Values.restartProof.minTerm }}
+- --restart-min-term={{ . }}
+{{- end }}
+{{- with .Values.restartProof.delay }}
+- --restart-delay={{ . }}
+{{- end }}
+{{- end }}
 {{- range .Values.extraArgs }}
 - {{ . | quote }}
 {{- end }}
@@ -71,6 +82,14 @@
   valueFrom:
     fieldRef:
       fieldPath: metadata.name
+{{- if .Values.restartProof.enabled }}
+# POD_UID binds the restart proof to this pod: a restarted container keeps
+# it, a new pod with the same name does not.
+- name: POD_UID
+  valueFrom:
+    fieldRef:
+      fieldPath: metadata.uid
+{{- end }}
 {{- end -}}
 
 {{- define "leadership.probes" -}}
@@ -113,9 +132,28 @@ env:
 ports:
   - name: leadership
     containerPort: {{ .Values.httpPort }}
+{{- if .Values.restartProof.enabled }}
+volumeMounts:
+  {{- include "leadership.restartMount" . | nindent 2 }}
+{{- end }}
 {{ include "leadership.probes" . }}
 resources:
   {{- toYaml .Values.resources | nindent 2 }}
 securityContext:
   {{- toYaml .Values.securityContext | nindent 2 }}
+{{- end -}}
+
+{{/* The restart proof's lock files: a directory of this pod only, which
+survives a container restart (an emptyDir). */}}
+{{- define "leadership.restartDir" -}}/var/run/leadership-restart{{- end -}}
+
+{{- define "leadership.restartMount" -}}
+- name: leadership-restart
+  mountPath: {{ include "leadership.restartDir" . }}
+{{- end -}}
+
+{{- define "leadership.restartVolume" -}}
+- name: leadership-restart
+  emptyDir:
+    sizeLimit: 1Mi
 {{- end -}}
