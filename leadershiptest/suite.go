@@ -74,6 +74,8 @@ func sample(holder string) leadership.Record {
 		PreferredHolder:  "successor",
 		Token:            41,
 		Instance:         "instance-" + holder,
+		PodUID:           "0b5c6a7e-3f0e-4a51-9d7e-2c1f6a1e9b11",
+		Proof:            "v1:boot:2049:1234:nonce",
 		Values:           map[string]string{"last-run": "2026-12-02T07:00:00Z"},
 	}
 }
@@ -95,6 +97,8 @@ func same(a, b leadership.Record) error {
 	add("Token", a.Token != b.Token, a.Token, b.Token)
 	add("Instance", a.Instance != b.Instance, a.Instance, b.Instance)
 	add("Released", a.Released != b.Released, a.Released, b.Released)
+	add("PodUID", a.PodUID != b.PodUID, a.PodUID, b.PodUID)
+	add("Proof", a.Proof != b.Proof, a.Proof, b.Proof)
 	add("Values", !maps.Equal(a.Values, b.Values), a.Values, b.Values)
 	if d != nil {
 		return fmt.Errorf("the record did not round-trip: %v", d)
