@@ -288,7 +288,7 @@ func (e *Elector) acquire(ctx context.Context, o observation, act action) (Term,
 	e.lastToken = max(e.lastToken, res.Version)
 	e.mu.Unlock()
 	e.confirmed(res)
-	e.restart.acquired(res.Version)
+	e.restart.acquired(res.Version, bootAt+e.cfg.termValidity())
 	v := &validity{now: e.clock.Now, boot: e.boot}
 	v.extend(now, bootAt, e.cfg.termValidity())
 	t := Term{Identity: e.cfg.Identity, Token: res.Version, AcquireTime: now, Values: maps.Clone(res.Values), v: v, restartLock: e.restart.file()}

@@ -149,6 +149,7 @@ loop:
 			default:
 				errs.ok(e.log, "renewals succeed again")
 				t.v.extend(r.sentAt, r.bootAt, e.cfg.termValidity())
+				e.restart.renewed(r.bootAt + e.cfg.termValidity())
 				select {
 				case extended <- struct{}{}:
 				default:
@@ -384,6 +385,7 @@ func (e *Elector) release(ls *leaderState) error {
 		rec.Instance = e.instance
 		rec.Released = ls.term.Token
 		rec.PodUID, rec.Proof = "", ""
+		e.restart.releasing()
 		e.sent(rec)
 		res, err := e.lock.Update(ctx, rec)
 		switch {

@@ -119,6 +119,18 @@ func (r *restarter) judge(o observation, now time.Time, bootNow time.Duration) t
 		// the term died before its token was saved.
 		log.Info("the Lease names this replica in this pod, but not the last term that held the lock file; waiting like any candidate", "recordedToken", rec.TermToken(), "fileToken", st.Token)
 		return time.Time{}
+	case st.Released:
+		// The term wrote its release (the record seen is older than
+		// that: a store restored from a backup): a successor may have
+		// led on it at once.
+		log.Info("the Lease names a term of this replica in this pod that released the lock; waiting like any candidate", "token", st.Token)
+		return time.Time{}
+	case bootNow >= st.Valid:
+		// Past the dead term's validity, other replicas may have taken
+		// the lock over, and a record restored from a backup would not
+		// show it. Fast takeover is for a restart within the validity.
+		log.Info("the previous process of this replica died, but its term's validity has run out since: others may have taken over; waiting like any candidate", "validityEndedAgo", (bootNow - st.Valid).Round(time.Millisecond))
+		return time.Time{}
 	}
 	ran := bootNow - st.Start
 	quick := st.Quick
@@ -162,7 +174,7 @@ func (r *restarter) beginTerm(now time.Time, bootNow time.Duration) (podUID, pro
 	st := r.held.State()
 	// The token is unknown until the write returns; a crash before it is
 	// saved leaves 0, which never proves anything.
-	st.Start, st.Token = bootNow, 0
+	st.Start, st.Token, st.Valid, st.Released = bootNow, 0, 0, false
 	if err := r.held.Save(st); err != nil {
 		r.log.Warn("cannot write the restart lock file; this term publishes no proof", "error", err)
 		return r.cfg.PodUID, ""
@@ -170,15 +182,51 @@ func (r *restarter) beginTerm(now time.Time, bootNow time.Duration) (podUID, pro
 	return r.cfg.PodUID, r.held.Proof()
 }
 
-// acquired records the token of the term that now holds the file.
-func (r *restarter) acquired(token uint64) {
+// acquired records the token of the term that now holds the file, and
+// the end of its validity on the boot clock.
+func (r *restarter) acquired(token uint64, validUntil time.Duration) {
 	if r == nil || r.held == nil {
 		return
 	}
 	st := r.held.State()
-	st.Token = token
+	st.Token, st.Valid = token, validUntil
 	if err := r.held.Save(st); err != nil {
 		r.log.Warn("cannot write the term's token to the restart lock file; a crash of this term will be waited out", "error", err)
+	}
+}
+
+// renewed records the term's validity after a successful write.
+func (r *restarter) renewed(validUntil time.Duration) {
+	if r == nil || r.held == nil {
+		return
+	}
+	st := r.held.State()
+	if st.Token == 0 || validUntil <= st.Valid {
+		return
+	}
+	st.Valid = validUntil
+	if err := r.held.Save(st); err != nil {
+		r.log.Warn("cannot write the term's validity to the restart lock file", "error", err)
+	}
+}
+
+// releasing records, before the release is sent, that the term released:
+// once it lands a successor may lead at once, so the term must never be
+// taken for a dead one, whatever record a restored store shows later. If
+// the mark cannot be written, the file's token is cleared instead (a token
+// of 0 never proves anything).
+func (r *restarter) releasing() {
+	if r == nil || r.held == nil {
+		return
+	}
+	st := r.held.State()
+	st.Released = true
+	if err := r.held.Save(st); err != nil {
+		// The file's token no longer matters: a token of 0 never proves.
+		st.Token = 0
+		if err2 := r.held.Save(st); err2 != nil {
+			r.log.Warn("cannot mark the release in the restart lock file; a restore of this term's record from a backup could be taken for a crash", "error", err)
+		}
 	}
 }
 

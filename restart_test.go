@@ -35,6 +35,27 @@ func leadThenCrash(t *testing.T, h *harness, ml *memLock, mod func(*Config)) Ter
 	return l.term(0)
 }
 
+// leadLongThenCrash is leadThenCrash with a term that lasts d, renewing
+// on time (the fake clock moves a renew interval at a time, and each
+// renewal is awaited), before the crash.
+func leadLongThenCrash(t *testing.T, h *harness, ml *memLock, mod func(*Config), d time.Duration) Term {
+	t.Helper()
+	e := h.elector("a", ml, mod)
+	l := newLead()
+	stop := run(t, e, l)
+	eventually(t, "a leads", func() bool { return l.count() == 1 })
+	for step := e.Config().RenewInterval; d > 0; d -= step {
+		before, _ := ml.get()
+		h.fc.Step(step)
+		eventually(t, "a renewal", func() bool { r, _ := ml.get(); return r.Version > before.Version })
+	}
+	if l.count() != 1 || l.ended() != 0 {
+		t.Fatalf("the long term did not last: %d terms, %d ended", l.count(), l.ended())
+	}
+	stop()
+	return l.term(0)
+}
+
 func TestRestartInPlaceTakesOverAtOnce(t *testing.T) {
 	h := newHarness(t)
 	ml := newMemLock()
@@ -152,8 +173,7 @@ func TestRestartForgivesQuickCrashesUpToTheLimit(t *testing.T) {
 	dir := t.TempDir()
 	two := func(r *RestartProof) { r.MinTerm, r.MaxQuickCrashes = 0, 2 }
 	// A long term, then a crash: taken over at once.
-	leadThenCrash(t, h, ml, restartCfg(dir, "uid-1", two))
-	h.fc.Step(time.Minute)
+	leadLongThenCrash(t, h, ml, restartCfg(dir, "uid-1", two), time.Minute)
 	leadThenCrash(t, h, ml, restartCfg(dir, "uid-1", two)) // that was not quick
 	// This one crashed at once: the first quick crash is forgiven...
 	leadThenCrash(t, h, ml, restartCfg(dir, "uid-1", two))
@@ -286,4 +306,47 @@ func TestRestartConfigErrors(t *testing.T) {
 	if r := e.Config().Restart; r.MinTerm != DefaultRestartMinTerm || r.MaxQuickCrashes != DefaultMaxQuickCrashes || r.Delay != 0 {
 		t.Fatalf("defaults: %+v", r)
 	}
+}
+
+// The store goes back (a restore from a backup) to the record of a term
+// of this pod that had released the lock: a successor may have led since,
+// on the release, and the record says nothing of it. The released term is
+// not a dead one: the restarted process must wait like any candidate.
+func TestRestartWaitsForATermThatReleased(t *testing.T) {
+	h := newHarness(t)
+	ml := newMemLock()
+	dir := t.TempDir()
+	cfg := restartCfg(dir, "uid-1", nil)
+	e := h.elector("a", ml, func(c *Config) {
+		cfg(c)
+		c.ReleaseOnStop = nil // a graceful stop releases
+	})
+	l := newLead()
+	stop := run(t, e, l)
+	eventually(t, "a leads", func() bool { return l.count() == 1 })
+	// A renewal publishes the token in the record itself, so that the
+	// record restored below names the term whatever version the in-memory
+	// store gives it (a real restore keeps the versions too).
+	h.fc.Step(5 * time.Second)
+	eventually(t, "a renewal", func() bool { r, _ := ml.get(); return r.Token == l.term(0).Token })
+	held, _ := ml.get()
+	stop()
+	if r, _ := ml.get(); r.Released == 0 {
+		t.Fatalf("the stop did not release: %+v", r)
+	}
+	ml.apply(held) // restored: the term as it was before its release
+	waitsTheLeaseOut(t, h, h.elector("a", ml, restartCfg(dir, "uid-1", nil)))
+}
+
+// A process restarted after the dead term's validity had run out proves
+// nothing about the time since: other replicas may have taken the lock
+// over meanwhile (and a restored store may hide it). Fast takeover is for
+// a restart within the validity; after it, wait like any candidate.
+func TestRestartWaitsAfterTheDeadTermsValidity(t *testing.T) {
+	h := newHarness(t)
+	ml := newMemLock()
+	dir := t.TempDir()
+	leadThenCrash(t, h, ml, restartCfg(dir, "uid-1", nil))
+	h.fc.Step(15 * time.Second) // the term's validity (14.75 s) has run out
+	waitsTheLeaseOut(t, h, h.elector("a", ml, restartCfg(dir, "uid-1", nil)))
 }

@@ -87,6 +87,13 @@ type State struct {
 	Token uint64
 	// Quick counts the quick crashes in a row judged so far.
 	Quick int
+	// Valid is the boot-clock time at which that term's validity ends,
+	// as of its last successful write (0: unknown). Until then no other
+	// replica can have taken the lock over, except on a release.
+	Valid time.Duration
+	// Released says that the term wrote (or was about to write) its
+	// release: a successor may have led at once, on it.
+	Released bool
 }
 
 // Held is the lock, held by this process through one open file
@@ -199,6 +206,12 @@ func read(f *os.File) (State, bool) {
 			st.Token, err = strconv.ParseUint(v, 10, 64)
 		case "quick":
 			st.Quick, err = strconv.Atoi(v)
+		case "valid":
+			var ns int64
+			ns, err = strconv.ParseInt(v, 10, 64)
+			st.Valid = time.Duration(ns)
+		case "released":
+			st.Released, err = strconv.ParseBool(v)
 		}
 		if err != nil {
 			return State{}, false
@@ -211,7 +224,7 @@ func read(f *os.File) (State, bool) {
 }
 
 func (h *Held) write(st State) error {
-	s := fmt.Sprintf("%snonce %s\nstart %d\ntoken %d\nquick %d\n", header, st.Nonce, int64(st.Start), st.Token, st.Quick)
+	s := fmt.Sprintf("%snonce %s\nstart %d\ntoken %d\nquick %d\nvalid %d\nreleased %t\n", header, st.Nonce, int64(st.Start), st.Token, st.Quick, int64(st.Valid), st.Released)
 	// One write of a few bytes at offset 0: a kill -9 cannot tear it; a
 	// node crash can, but then the boot id changes and no proof matches.
 	if _, err := h.f.WriteAt([]byte(s), 0); err != nil {
