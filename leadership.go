@@ -116,6 +116,10 @@ type observation struct {
 	version uint64
 	// at is when this content was first seen, on our clock.
 	at time.Time
+	// token is the holder's fencing token as first seen with this content
+	// (Record.TermToken): a metadata-only write (a label, a handover probe)
+	// on the acquiring record moves its version, not the token.
+	token uint64
 	// holderMax is the longest lease duration the current holder (identity
 	// and instance) has announced in the records seen of its term: a hand
 	// edit that shortens it does not shorten the wait.
@@ -432,12 +436,13 @@ func (e *Elector) seeRead(r Record, epoch uint64) {
 // with mu held.
 func (e *Elector) observe(r Record) {
 	o, now := e.obs, e.clock.Now()
-	n := observation{known: true, exists: true, rec: r, version: r.Version, at: now, heldUntil: o.heldUntil}
+	n := observation{known: true, exists: true, rec: r, version: r.Version, at: now, heldUntil: o.heldUntil, token: r.TermToken()}
 	switch {
 	case o.exists && o.rec.sameContent(r):
-		// Metadata only (a label): the holder did not renew, so the
-		// countdown goes on from when the content was first seen.
-		n.at, n.holderMax = o.at, o.holderMax
+		// Metadata only (a label, a handover probe): the holder did not
+		// renew, so the countdown goes on from when the content was first
+		// seen, and the term's token is still the one seen then.
+		n.at, n.holderMax, n.token = o.at, o.holderMax, o.token
 	case r.HolderIdentity == "" && r.Released != 0:
 		// The holder's own release, written after its work returned:
 		// nobody acts on an earlier term any more.
@@ -507,7 +512,7 @@ func (e *Elector) publish() {
 	if ls := e.leading; ls != nil && !ls.ended {
 		l = Leader{Identity: e.cfg.Identity, Token: ls.term.Token, Self: true}
 	} else if e.obs.exists {
-		l = Leader{Identity: e.obs.rec.HolderIdentity, Token: e.obs.rec.TermToken()}
+		l = Leader{Identity: e.obs.rec.HolderIdentity, Token: e.obs.token}
 	}
 	if l == e.leader {
 		return
@@ -587,9 +592,12 @@ func (e *Elector) leaseOf(r Record) time.Duration {
 // observeLoop keeps e.obs current: read, then watch from the version read;
 // when the watch ends, read again. Where watching is forbidden it polls, and
 // tries to watch again every watchRetry, in case the permission was granted.
+// It also answers liveness probes of this replica (answerPing) as it sees
+// them.
 func (e *Elector) observeLoop(ctx context.Context) {
 	var pollingSince time.Time
 	var errs errLogger
+	var answered string // the last liveness probe answered (answerPing)
 	for ctx.Err() == nil {
 		version, err := e.refresh(ctx)
 		if err != nil {
@@ -600,6 +608,7 @@ func (e *Elector) observeLoop(ctx context.Context) {
 			continue
 		}
 		errs.ok(e.log, "reading the lock works again")
+		e.answerPing(ctx, &answered)
 		if !pollingSince.IsZero() && e.clock.Since(pollingSince) < e.watchRetry {
 			e.sleep(ctx, wait.Jitter(e.cfg.RetryPeriod, 0.2))
 			continue
@@ -642,6 +651,7 @@ func (e *Elector) observeLoop(ctx context.Context) {
 				}
 			default:
 				e.seeEvent(ev.Record)
+				e.answerPing(ctx, &answered)
 			}
 		}
 		// A watch that ends at once, again and again, must not spin.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"maps"
+	"strings"
 	"time"
 )
 
@@ -48,6 +49,16 @@ type Record struct {
 	// and renewals never carry it.
 	Released uint64
 
+	// Ping and Pong are a liveness probe of one candidate, outside the
+	// protocol: `leadership handover --to ID` writes Ping = "ID/nonce"
+	// before it names a successor, and the running candidate of that
+	// identity answers by writing the same value as Pong (see
+	// PingAnswerer). They are not part of a record's content: a change of
+	// them alone changes metadata only, which neither renews nor ends a
+	// term, and writes of a Record do not set them (a backend keeps the
+	// stored ones; only AnswerPing and the handover command change them).
+	Ping, Pong string
+
 	// Values are small key/value pairs kept with the lock across terms, such
 	// as when a leader-only task last ran. The leader writes them with
 	// Elector.Proclaim, fenced by its term; acquisitions carry them over.
@@ -79,7 +90,7 @@ func (r Record) TermToken() uint64 {
 }
 
 // sameContent reports whether a and b say the same thing to the protocol:
-// every field but Version. A record at a newer version with the same content
+// every field but Version, Ping and Pong. A record at a newer version with the same content
 // is a change of metadata only (a label), which neither renews nor ends a
 // term. Times compare at microsecond precision, which is what the elector
 // writes (see truncate) and what a backend must keep.
@@ -159,6 +170,29 @@ type Lock interface {
 	Watch(ctx context.Context, fromVersion uint64) (<-chan Event, error)
 	// String names the lock in logs and errors, e.g. "Lease default/db".
 	String() string
+}
+
+// PingAnswerer is implemented by a Lock that carries liveness probes
+// (Record.Ping). An elector whose lock implements it answers every probe
+// that names its identity, follower and leader alike, so that `leadership
+// handover --to ID` can refuse at once to hand over to a replica that is not
+// running. The answer changes metadata only: no term ends and no countdown
+// moves because of it.
+type PingAnswerer interface {
+	// AnswerPing writes ping as the record's Pong, changing nothing else, if
+	// the record's version is still version, and returns the stored record.
+	// A changed version yields ErrConflict, a deleted record ErrNotFound.
+	AnswerPing(ctx context.Context, version uint64, ping string) (Record, error)
+}
+
+// PingTarget returns the identity a probe (Record.Ping, "identity/nonce")
+// asks for, and false if ping is not a probe.
+func PingTarget(ping string) (string, bool) {
+	i := strings.LastIndexByte(ping, '/')
+	if i <= 0 || i == len(ping)-1 {
+		return "", false
+	}
+	return ping[:i], true
 }
 
 // Errors a Lock reports. Backends wrap them with detail; test with errors.Is.

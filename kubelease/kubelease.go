@@ -3,10 +3,18 @@
 // client-go's leader election, so that both kinds of elector can share one
 // Lease during a migration.
 //
-// Besides the spec it keeps three annotations: the holder's fencing token,
+// Besides the spec it keeps a few annotations: the holder's fencing token,
 // the writing process's instance (to tell two processes with one identity
-// apart), and a requested successor where spec.preferredHolder is not kept
-// by the cluster.
+// apart), the holder's release mark, a requested successor, and the liveness
+// probe of a handover (ping and pong).
+//
+// Every write starts from the Lease as last read, so that what this package
+// does not own survives it: labels, other annotations, and the fields of
+// Coordinated Leader Election (spec.strategy). A spec.preferredHolder written
+// by a coordinator is read as a handover request, like the annotation; an
+// acquisition clears both (the request is fulfilled, or void because the
+// named replica did not take the Lease in its head start), as client-go's
+// elector and Kubernetes' own coordinator do.
 package kubelease
 
 import (
@@ -39,6 +47,12 @@ const (
 	// AnnotationReleased marks the holder's own release (Record.Released):
 	// the token of the term released once its work had returned.
 	AnnotationReleased = "leadership.dev/released"
+	// AnnotationPing is the liveness probe of a handover (Record.Ping,
+	// "identity/nonce"), AnnotationPong its answer (Record.Pong). Only
+	// `leadership handover` and Lock.AnswerPing write them; Encode keeps them
+	// as they are.
+	AnnotationPing = "leadership.dev/ping"
+	AnnotationPong = "leadership.dev/pong"
 	// ValuesPrefix prefixes the annotation of each Record.Values key.
 	ValuesPrefix = "values.leadership.dev/"
 )
@@ -124,15 +138,58 @@ func (l *Lock) Update(ctx context.Context, r leadership.Record) (leadership.Reco
 	if err := checkValues(r); err != nil {
 		return leadership.Record{}, err
 	}
-	rv := strconv.FormatUint(r.Version, 10)
+	base, err := l.base(ctx, r.Version)
+	if err != nil {
+		return leadership.Record{}, err
+	}
+	out, err := l.client.Leases(l.namespace).Update(ctx, Encode(base, r), metav1.UpdateOptions{})
+	if err != nil {
+		return leadership.Record{}, l.wrap("update", err)
+	}
+	return l.keep(out)
+}
+
+// base returns the Lease at version, to write over: the one last seen, or
+// else the one read now. A write built from anything else would drop what
+// this package does not own (labels, other annotations, spec.strategy), so
+// if the Lease is no longer at version the write would fail its
+// compare-and-swap anyway, and fails with ErrConflict without being sent.
+func (l *Lock) base(ctx context.Context, version uint64) (*coordinationv1.Lease, error) {
+	rv := strconv.FormatUint(version, 10)
 	l.mu.Lock()
 	base := l.last
 	l.mu.Unlock()
-	if base == nil || base.ResourceVersion != rv {
-		base = &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Namespace: l.namespace, Name: l.name}}
+	if base != nil && base.ResourceVersion == rv {
+		return base, nil
 	}
-	lease := Encode(base, r)
-	lease.ResourceVersion = rv // the compare-and-swap precondition
+	cur, err := l.client.Leases(l.namespace).Get(ctx, l.name, metav1.GetOptions{})
+	if err != nil {
+		return nil, l.wrap("get", err)
+	}
+	if cur.ResourceVersion != rv {
+		if _, err := l.keep(cur); err != nil {
+			return nil, err
+		}
+		return nil, fmt.Errorf("kubelease: %s is at resourceVersion %s, not %s: %w", l, cur.ResourceVersion, rv, leadership.ErrConflict)
+	}
+	return cur, nil
+}
+
+// AnswerPing writes ping as the answer to a handover's liveness probe (the
+// pong annotation), changing nothing else, as a compare-and-swap on version.
+func (l *Lock) AnswerPing(ctx context.Context, version uint64, ping string) (leadership.Record, error) {
+	if version == 0 {
+		return leadership.Record{}, fmt.Errorf("kubelease: answer to a probe of %s without a version: %w", l, leadership.ErrConflict)
+	}
+	base, err := l.base(ctx, version)
+	if err != nil {
+		return leadership.Record{}, err
+	}
+	lease := base.DeepCopy()
+	if lease.Annotations == nil {
+		lease.Annotations = map[string]string{}
+	}
+	lease.Annotations[AnnotationPong] = ping
 	out, err := l.client.Leases(l.namespace).Update(ctx, lease, metav1.UpdateOptions{})
 	if err != nil {
 		return leadership.Record{}, l.wrap("update", err)
@@ -327,6 +384,7 @@ func Decode(lease *coordinationv1.Lease) (leadership.Record, error) {
 		r.Token = t
 	}
 	r.Instance = a[AnnotationInstance]
+	r.Ping, r.Pong = a[AnnotationPing], a[AnnotationPong]
 	if t, err := strconv.ParseUint(a[AnnotationReleased], 10, 64); err == nil {
 		r.Released = t
 	}
@@ -342,7 +400,9 @@ func Decode(lease *coordinationv1.Lease) (leadership.Record, error) {
 }
 
 // Encode returns a copy of base with r written into it. The resourceVersion
-// is left as in base.
+// is left as in base, and so is everything r does not carry: labels, other
+// annotations, the probe annotations (r.Ping and r.Pong are not written),
+// spec.strategy. A spec.preferredHolder that r does not name is cleared.
 func Encode(base *coordinationv1.Lease, r leadership.Record) *coordinationv1.Lease {
 	lease := base.DeepCopy()
 	secs := int32(r.LeaseDuration / time.Second)
@@ -383,9 +443,16 @@ func Encode(base *coordinationv1.Lease, r leadership.Record) *coordinationv1.Lea
 	} else {
 		set(AnnotationReleased, "")
 	}
-	if sp := lease.Spec.PreferredHolder; sp != nil && *sp != "" && *sp == r.PreferredHolder {
+	switch sp := lease.Spec.PreferredHolder; {
+	case sp != nil && *sp != "" && *sp == r.PreferredHolder:
 		set(AnnotationPreferredHolder, "") // the spec already carries it
-	} else {
+	default:
+		// A coordinator's request that r no longer carries (an acquisition
+		// clears the request) must go too, or it would outlive its term:
+		// Decode would read it back, client-go holders would stop renewing
+		// at once, and a later handover request in the annotation would
+		// stay hidden behind it.
+		lease.Spec.PreferredHolder = nil
 		set(AnnotationPreferredHolder, r.PreferredHolder)
 	}
 	if len(a) == 0 {

@@ -1,0 +1,162 @@
+package cli
+
+import (
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	coordinationv1 "k8s.io/api/coordination/v1"
+
+	"github.com/leadership-dev/leadership/e2e/e2etest"
+	"github.com/leadership-dev/leadership/kubelease"
+)
+
+// term is what identifies the holder's term on the Lease.
+type term struct {
+	holder      string
+	acquired    time.Time
+	transitions int32
+}
+
+func termOf(l *coordinationv1.Lease) term {
+	tm := term{holder: e2etest.HolderOf(l)}
+	if l.Spec.AcquireTime != nil {
+		tm.acquired = l.Spec.AcquireTime.Time
+	}
+	if l.Spec.LeaseTransitions != nil {
+		tm.transitions = *l.Spec.LeaseTransitions
+	}
+	return tm
+}
+
+// sameTermRenewed waits for a renewal after now and checks that the term is
+// still before's, with the same token: the leader kept leading.
+func sameTermRenewed(t *testing.T, lease string, before term, token string, leader *proc) {
+	t.Helper()
+	after := time.Now()
+	e2etest.Eventually(t, time.Minute, "a renewal after the probe", func() bool {
+		l := getLease(t, lease)
+		return l.Spec.RenewTime != nil && l.Spec.RenewTime.After(after)
+	})
+	l := getLease(t, lease)
+	if got := termOf(l); got != before || l.Annotations[kubelease.AnnotationToken] != token {
+		t.Fatalf("the term changed: before %+v token %s, after %+v token %s", before, token, got, l.Annotations[kubelease.AnnotationToken])
+	}
+	if s := leader.stderr.String(); strings.Count(s, "became leader") != 1 || strings.Contains(s, "term ended") {
+		t.Fatalf("the leader's term was interrupted:\n%s", s)
+	}
+	for _, a := range []string{kubelease.AnnotationPing, kubelease.AnnotationPong, kubelease.AnnotationPreferredHolder} {
+		if v, ok := l.Annotations[a]; ok {
+			t.Errorf("annotation %s=%q left on the Lease", a, v)
+		}
+	}
+}
+
+// TestHandoverRefusedToAbsentReplica: a handover to a replica that is not a
+// live candidate — a name no replica has, and a replica that was kill -9'd
+// — is refused at once, and the leader keeps leading: same term, same
+// token, no step-down. Before the probe, the leader stepped down for a
+// successor that never came.
+func TestHandoverRefusedToAbsentReplica(t *testing.T) {
+	lease := e2etest.LeaseName(t)
+	procs, _ := serveReplicas(t, lease, "a", "b", "c")
+	holder := e2etest.HolderOf(getLease(t, lease))
+	e2etest.Eventually(t, time.Minute, "the token published", func() bool {
+		return getLease(t, lease).Annotations[kubelease.AnnotationToken] != ""
+	})
+	l := getLease(t, lease)
+	before, token := termOf(l), l.Annotations[kubelease.AnnotationToken]
+
+	// A name no replica has (the default --ping-timeout).
+	code, _, errOut := run(t, "handover", "--lease", lease, "--to", "nobody")
+	if code != 1 || !strings.Contains(errOut, "replica nobody is not a live candidate of Lease default/"+lease) || !strings.Contains(errOut, "keeps leading") {
+		t.Fatalf("handover to a name nobody has: exit %d, stderr %q", code, errOut)
+	}
+	sameTermRenewed(t, lease, before, token, procs[holder])
+
+	// A replica that was killed with SIGKILL: it cannot answer.
+	var victim string
+	for _, id := range []string{"a", "b", "c"} {
+		if id != holder {
+			victim = id
+			break
+		}
+	}
+	procs[victim].signal(t, syscall.SIGKILL)
+	procs[victim].wait(t, time.Minute)
+	code, _, errOut = run(t, "handover", "--lease", lease, "--to", victim)
+	if code != 1 || !strings.Contains(errOut, "replica "+victim+" is not a live candidate") {
+		t.Fatalf("handover to a killed replica: exit %d, stderr %q", code, errOut)
+	}
+	sameTermRenewed(t, lease, before, token, procs[holder])
+
+	// --force skips the probe, at the price the docs state: the holder steps
+	// down, the named replica never comes, the request is withdrawn.
+	code, _, errOut = run(t, "handover", "--lease", lease, "--to", victim, "--force", "--timeout", "20s")
+	if code != 1 || !strings.Contains(errOut, victim+" did not take it") || !strings.Contains(errOut, "withdrawn") {
+		t.Fatalf("forced handover to a killed replica: exit %d, stderr %q", code, errOut)
+	}
+	e2etest.Eventually(t, time.Minute, "a holder without a pending request", func() bool {
+		l := getLease(t, lease)
+		return e2etest.HolderOf(l) != "" && l.Annotations[kubelease.AnnotationPreferredHolder] == ""
+	})
+	if got := termOf(getLease(t, lease)); got == before {
+		t.Fatalf("the forced handover left the term as it was: %+v", got)
+	}
+}
+
+// TestProbeDuringTermKeepsTerm: a probe and its answer written during a
+// term change the Lease's metadata only: the leader keeps its term and
+// token whether the probe names a follower or itself, and the renewals keep
+// the probe until it is removed. Then a handover to the live follower works
+// as before, and leaves no probe behind.
+func TestProbeDuringTermKeepsTerm(t *testing.T) {
+	lease := e2etest.LeaseName(t)
+	procs, _ := serveReplicas(t, lease, "a", "b")
+	holder := e2etest.HolderOf(getLease(t, lease))
+	follower := map[string]string{"a": "b", "b": "a"}[holder]
+	e2etest.Eventually(t, time.Minute, "the token published", func() bool {
+		return getLease(t, lease).Annotations[kubelease.AnnotationToken] != ""
+	})
+	l := getLease(t, lease)
+	before, token := termOf(l), l.Annotations[kubelease.AnnotationToken]
+
+	for i, target := range []string{follower, holder} {
+		ping := target + "/test" + strconv.Itoa(i)
+		updateLease(t, lease, func(l *coordinationv1.Lease) { l.Annotations[kubelease.AnnotationPing] = ping })
+		e2etest.Eventually(t, time.Minute, target+"'s answer", func() bool {
+			return getLease(t, lease).Annotations[kubelease.AnnotationPong] == ping
+		})
+		// The answer stays through the holder's renewals until removed.
+		after := time.Now()
+		e2etest.Eventually(t, time.Minute, "a renewal after the answer", func() bool {
+			l := getLease(t, lease)
+			return l.Spec.RenewTime.After(after)
+		})
+		l := getLease(t, lease)
+		if l.Annotations[kubelease.AnnotationPong] != ping || l.Annotations[kubelease.AnnotationPing] != ping {
+			t.Fatalf("the renewal dropped the probe: %v", l.Annotations)
+		}
+		updateLease(t, lease, func(l *coordinationv1.Lease) {
+			delete(l.Annotations, kubelease.AnnotationPing)
+			delete(l.Annotations, kubelease.AnnotationPong)
+		})
+		sameTermRenewed(t, lease, before, token, procs[holder])
+	}
+	if s := procs[follower].stderr.String(); strings.Contains(s, "became leader") {
+		t.Fatalf("the follower led:\n%s", s)
+	}
+
+	code, out, errOut := run(t, "handover", "--lease", lease, "--to", follower)
+	if code != 0 || !strings.Contains(out, "handed over from "+holder+" to "+follower) {
+		t.Fatalf("handover --to %s: exit %d, stdout %q, stderr %q", follower, code, out, errOut)
+	}
+	l = getLease(t, lease)
+	for _, a := range []string{kubelease.AnnotationPing, kubelease.AnnotationPong} {
+		if v, ok := l.Annotations[a]; ok {
+			t.Errorf("annotation %s=%q left after the handover", a, v)
+		}
+	}
+}
