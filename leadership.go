@@ -81,9 +81,9 @@ type Elector struct {
 	// a record equal to one of them is this process's own: a hand edit
 	// copies the holder and instance, never the exact content.
 	mine []Record
-	// created is the version of this process's last create, which it
-	// holds for a lease duration before leading.
-	created   uint64
+	// created is the record of this process's last create, which it holds
+	// for a lease duration before leading.
+	created   Record
 	leading   *leaderState
 	stopping  time.Time // when a term ended whose lead has not returned
 	leader    Leader

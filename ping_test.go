@@ -301,3 +301,24 @@ func TestRenewalOverProbeConflictsOnceAndGoesOn(t *testing.T) {
 		return tm.Remaining() == r.RenewTime.Add(14750*time.Millisecond).Sub(h.fc.Now())
 	})
 }
+
+// A probe (or a label) on the record a replica created and holds before
+// leading leaves it that replica's own record: no warning about another
+// process writing under its identity.
+func TestProbeOnCreatedRecordIsStillOurs(t *testing.T) {
+	h := newHarness(t)
+	ml := newEmptyMemLock()
+	e := h.elector("a", ml, nil)
+	run(t, e, newLead())
+	eventually(t, "created", func() bool { r, ok := ml.get(); return ok && r.HolderIdentity == "a" })
+	eventually(t, "the create recorded", func() bool { r, _ := ml.get(); return e.createdByUs(r) })
+	writePing(ml, "b/8")
+	r, _ := ml.get()
+	if !e.createdByUs(r) {
+		t.Fatalf("the created record with a probe on it is taken for someone else's: %+v", r)
+	}
+	r.Instance = "other"
+	if e.createdByUs(r) {
+		t.Fatal("a record of another instance is taken for ours")
+	}
+}
