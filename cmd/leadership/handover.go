@@ -332,8 +332,10 @@ func (h *handoverCmd) probe(ctx context.Context) (string, leadership.Record, err
 	}
 	pctx, cancel := context.WithTimeout(ctx, h.pingTimeout)
 	defer cancel()
+	began := time.Now()
 	err = awaitPong(pctx, lock, sent.Version, ping)
 	if err == nil {
+		h.g.log.Debug("the successor answered the probe", "lease", h.what(), "to", h.to, "after", time.Since(began))
 		return ping, sent, nil
 	}
 	removed := h.removeProbe(ctx, ping)

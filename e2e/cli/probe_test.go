@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -12,6 +13,8 @@ import (
 	"github.com/leadership-dev/leadership/e2e/e2etest"
 	"github.com/leadership-dev/leadership/kubelease"
 )
+
+var answeredRE = regexp.MustCompile(`msg="the successor answered the probe" .*after=(\S+)`)
 
 // term is what identifies the holder's term on the Lease.
 type term struct {
@@ -70,7 +73,9 @@ func TestHandoverRefusedToAbsentReplica(t *testing.T) {
 	before, token := termOf(l), l.Annotations[kubelease.AnnotationToken]
 
 	// A name no replica has (the default --ping-timeout).
+	began := time.Now()
 	code, _, errOut := run(t, "handover", "--lease", lease, "--to", "nobody")
+	t.Logf("refused in %v (the command's whole run, --ping-timeout 5s)", time.Since(began).Round(time.Millisecond))
 	if code != 1 || !strings.Contains(errOut, "replica nobody is not a live candidate of Lease default/"+lease) || !strings.Contains(errOut, "keeps leading") {
 		t.Fatalf("handover to a name nobody has: exit %d, stderr %q", code, errOut)
 	}
@@ -149,10 +154,15 @@ func TestProbeDuringTermKeepsTerm(t *testing.T) {
 		t.Fatalf("the follower led:\n%s", s)
 	}
 
-	code, out, errOut := run(t, "handover", "--lease", lease, "--to", follower)
+	code, out, errOut := run(t, "handover", "--lease", lease, "--to", follower, "--log-level", "debug")
 	if code != 0 || !strings.Contains(out, "handed over from "+holder+" to "+follower) {
 		t.Fatalf("handover --to %s: exit %d, stdout %q, stderr %q", follower, code, out, errOut)
 	}
+	m := answeredRE.FindStringSubmatch(errOut)
+	if m == nil {
+		t.Fatalf("no answer to the probe logged:\n%s", errOut)
+	}
+	t.Logf("probe answered by the watching follower in %s; %s", m[1], strings.TrimSpace(out))
 	l = getLease(t, lease)
 	for _, a := range []string{kubelease.AnnotationPing, kubelease.AnnotationPong} {
 		if v, ok := l.Annotations[a]; ok {
