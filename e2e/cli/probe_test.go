@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"regexp"
 	"strconv"
 	"strings"
@@ -9,6 +10,8 @@ import (
 	"time"
 
 	coordinationv1 "k8s.io/api/coordination/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/leadership-dev/leadership/e2e/e2etest"
 	"github.com/leadership-dev/leadership/kubelease"
@@ -168,5 +171,62 @@ func TestProbeDuringTermKeepsTerm(t *testing.T) {
 		if v, ok := l.Annotations[a]; ok {
 			t.Errorf("annotation %s=%q left after the handover", a, v)
 		}
+	}
+}
+
+// TestProbeAnsweredByPollingFollower: replicas that may not watch the Lease
+// (the chart's Role without "watch") poll it every retry period — 2s with
+// the default 15s lease — and the named one still answers within the
+// default --ping-timeout, through the chart's RBAC: the handover goes
+// through.
+func TestProbeAnsweredByPollingFollower(t *testing.T) {
+	nsName := namespace(t)
+	lease := "renewer"
+	sa, rl, rb := renderRBAC(t, "no-watch", nsName, lease)
+	var rules []rbacv1.PolicyRule
+	for _, r := range rl.Rules {
+		var keep []string
+		for _, v := range r.Verbs {
+			if v != "watch" {
+				keep = append(keep, v)
+			}
+		}
+		if len(keep) > 0 {
+			r.Verbs = keep
+			rules = append(rules, r)
+		}
+	}
+	rl.Rules = rules
+	kc := apply(t, sa, rl, rb)
+	// Released by its holder, so that the first replica leads at once
+	// instead of after the default 15s lease.
+	released := leaseObject(nsName, lease, "", 1)
+	released.Annotations = map[string]string{kubelease.AnnotationReleased: "1"}
+	if _, err := admin(t).CoordinationV1().Leases(nsName).Create(context.Background(), released, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	procs := map[string]*proc{}
+	for _, id := range []string{"a", "b"} {
+		procs[id] = start(t, id, "serve", "--kubeconfig", kc, "--lease", lease, "--identity", id, "--http-addr", "127.0.0.1:0")
+	}
+	leases := admin(t).CoordinationV1().Leases(nsName)
+	holder := ""
+	e2etest.Eventually(t, time.Minute, "a leader", func() bool {
+		l, err := leases.Get(context.Background(), lease, metav1.GetOptions{})
+		if err == nil {
+			holder = e2etest.HolderOf(l)
+		}
+		return holder != ""
+	})
+	follower := map[string]string{"a": "b", "b": "a"}[holder]
+	e2etest.Eventually(t, time.Minute, "the follower polling", func() bool {
+		return strings.Contains(procs[follower].stderr.String(), "polling it instead")
+	})
+	code, out, errOut := run(t, "handover", "-n", nsName, "--lease", lease, "--to", follower, "--log-level", "debug")
+	if code != 0 || !strings.Contains(out, "handed over from "+holder+" to "+follower) {
+		t.Fatalf("handover --to the polling %s: exit %d, stdout %q, stderr %q", follower, code, out, errOut)
+	}
+	if m := answeredRE.FindStringSubmatch(errOut); m != nil {
+		t.Logf("probe answered by the polling follower in %s; %s", m[1], strings.TrimSpace(out))
 	}
 }
