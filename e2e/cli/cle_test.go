@@ -77,6 +77,14 @@ func TestCoordinatedLeaderElectionFields(t *testing.T) {
 			first := e2etest.HolderOf(getLease(t, lease))
 			other := map[string]string{"a": "b", "b": "a"}[first]
 			kept("acquired")
+			code, out, _ := run(t, "status", "--lease", lease, "-o", "json")
+			if code != 0 || !strings.Contains(out, `"strategy": "`+string(strategy)+`"`) {
+				t.Errorf("status -o json does not show the strategy: exit %d\n%s", code, out)
+			}
+			code, out, _ = run(t, "status", "--lease", lease, "-o", "wide")
+			if code != 0 || !strings.Contains(out, "STRATEGY") || !strings.Contains(out, string(strategy)) {
+				t.Errorf("status -o wide does not show the strategy: exit %d\n%s", code, out)
+			}
 
 			// A renewal: same holder and acquire time, later renew time.
 			l0 := getLease(t, lease)
