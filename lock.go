@@ -90,9 +90,9 @@ func (r Record) TermToken() uint64 {
 }
 
 // sameContent reports whether a and b say the same thing to the protocol:
-// every field but Version, Ping and Pong. A record at a newer version with the same content
-// is a change of metadata only (a label), which neither renews nor ends a
-// term. Times compare at microsecond precision, which is what the elector
+// every field but Version, Ping and Pong. A record at a newer version with
+// the same content is a change of metadata only (a label, a handover probe),
+// which neither renews nor ends a term. Times compare at microsecond precision, which is what the elector
 // writes (see truncate) and what a backend must keep.
 func (r Record) sameContent(o Record) bool {
 	return r.HolderIdentity == o.HolderIdentity &&
