@@ -8,6 +8,7 @@ import (
 	"time"
 
 	coordinationv1 "k8s.io/api/coordination/v1"
+	coordinationv1beta1 "k8s.io/api/coordination/v1beta1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -142,4 +143,104 @@ func ptrString(p *string) string {
 		return "<nil>"
 	}
 	return *p
+}
+
+// TestInTreeCoordinatorAndOurElectors: Kubernetes' own coordinator
+// (OldestEmulationVersion, run by the API server under the feature gate)
+// with LeaseCandidates named after our replicas — what a user would get by
+// announcing them. It prefers the candidate with the older emulation
+// version; the leader is the other one. The coordinator writes
+// spec.preferredHolder, our leader hands over, and the preferred replica
+// ends up leading — through our own acquisition, or, when the coordinator
+// writes the holder itself after the release, by taking that record over
+// once its lease has run out. Then the two agree: the coordinator's
+// requeues (every 5s) change nothing for two of them.
+func TestInTreeCoordinatorAndOurElectors(t *testing.T) {
+	nsName := namespace(t)
+	lease := "renewer"
+	strategy := coordinationv1.OldestEmulationVersion
+	_, err := admin(t).CoordinationV1().Leases(nsName).Create(context.Background(), &coordinationv1.Lease{
+		ObjectMeta: metav1.ObjectMeta{Name: lease, Namespace: nsName},
+		Spec:       coordinationv1.LeaseSpec{Strategy: &strategy},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	leases := admin(t).CoordinationV1().Leases(nsName)
+	get := func() *coordinationv1.Lease {
+		l, err := leases.Get(context.Background(), lease, metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return l
+	}
+	procs := map[string]*proc{}
+	for _, id := range []string{"a", "b"} {
+		procs[id] = start(t, id, "serve", "-n", nsName, "--lease", lease, "--identity", id, "--lease-duration", "3s", "--http-addr", "127.0.0.1:0")
+	}
+	var first string
+	e2etest.Eventually(t, time.Minute, "a leader", func() bool {
+		first = e2etest.HolderOf(get())
+		return first != "" && strings.Contains(procs[first].stderr.String(), "became leader")
+	})
+	other := map[string]string{"a": "b", "b": "a"}[first]
+
+	// The candidates, and their answers to the coordinator's pings, as
+	// client-go's LeaseCandidate would give them.
+	lcs := admin(t).CoordinationV1beta1().LeaseCandidates(nsName)
+	now := metav1.NewMicroTime(time.Now())
+	for id, ev := range map[string]string{first: "1.37.0", other: "1.36.0"} {
+		_, err := lcs.Create(context.Background(), &coordinationv1beta1.LeaseCandidate{
+			ObjectMeta: metav1.ObjectMeta{Name: id, Namespace: nsName},
+			Spec: coordinationv1beta1.LeaseCandidateSpec{LeaseName: lease, RenewTime: &now,
+				BinaryVersion: "1.37.0", EmulationVersion: ev, Strategy: strategy},
+		}, metav1.CreateOptions{})
+		if err != nil {
+			t.Fatalf("create LeaseCandidate %s: %v", id, err)
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		for ctx.Err() == nil {
+			list, err := lcs.List(ctx, metav1.ListOptions{})
+			if err == nil {
+				for _, c := range list.Items {
+					if c.Spec.PingTime != nil && (c.Spec.RenewTime == nil || c.Spec.RenewTime.Before(c.Spec.PingTime)) {
+						n := metav1.NewMicroTime(time.Now())
+						c.Spec.RenewTime = &n
+						_, _ = lcs.Update(ctx, &c, metav1.UpdateOptions{})
+					}
+				}
+			}
+			select {
+			case <-ctx.Done():
+			case <-time.After(100 * time.Millisecond):
+			}
+		}
+	}()
+
+	e2etest.Eventually(t, 2*time.Minute, other+", the coordinator's choice, leading", func() bool {
+		l := get()
+		return e2etest.HolderOf(l) == other && l.Annotations[kubelease.AnnotationToken] != "" &&
+			strings.Contains(procs[other].stderr.String(), "became leader")
+	})
+	if !strings.Contains(procs[first].stderr.String(), "successor="+other) {
+		t.Errorf("%s did not hand over on the coordinator's request:\n%s", first, procs[first].stderr.String())
+	}
+	settled := get()
+	token := settled.Annotations[kubelease.AnnotationToken]
+	deadline := time.Now().Add(11 * time.Second) // two requeues of the coordinator
+	for time.Now().Before(deadline) {
+		l := get()
+		if e2etest.HolderOf(l) != other || l.Annotations[kubelease.AnnotationToken] != token || l.Spec.PreferredHolder != nil {
+			t.Fatalf("the coordinator and our replicas disagree: holder %q token %s preferredHolder %s (settled on %s, token %s)",
+				e2etest.HolderOf(l), l.Annotations[kubelease.AnnotationToken], ptrString(l.Spec.PreferredHolder), other, token)
+		}
+		if strategyOf(l) != string(strategy) {
+			t.Fatalf("strategy %q", strategyOf(l))
+		}
+		time.Sleep(100 * time.Millisecond) // sampling the Lease, not waiting for a condition
+	}
+	t.Logf("%s (was leader):\n%s\n%s (the coordinator's choice):\n%s", first, procs[first].stderr.String(), other, procs[other].stderr.String())
 }
