@@ -96,11 +96,12 @@ func (e *Elector) provenAt(o observation) (time.Time, time.Duration) {
 }
 
 // createdByUs reports whether r is the record of our own last create, held
-// before leading.
+// before leading, or that record with only its metadata changed (a label, a
+// handover probe).
 func (e *Elector) createdByUs(r Record) bool {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	return e.created != 0 && r.Version == e.created && r.Instance == e.instance
+	return e.created.Version != 0 && r.Version >= e.created.Version && r.sameContent(e.created)
 }
 
 // freeSince is when the observed lock became free to take.
@@ -256,7 +257,7 @@ func (e *Elector) acquire(ctx context.Context, o observation, act action) (Term,
 			return Term{}, Record{}, err
 		}
 		e.mu.Lock()
-		e.created = res.Version
+		e.created = res
 		e.mu.Unlock()
 		e.seeEvent(res)
 		return Term{}, Record{}, errHolding

@@ -27,6 +27,8 @@ type memLock struct {
 	// lateApply makes the next update apply but report a timeout, as a
 	// write that reached the store after its sender gave up.
 	lateApply int
+	// pongs counts AnswerPing's writes.
+	pongs int
 }
 
 // newMemLock returns a lock as its last holder left it: released, after its
@@ -69,12 +71,30 @@ func (l *memLock) Update(ctx context.Context, r Record) (Record, error) {
 	if r.Version != l.rec.Version {
 		return Record{}, ErrConflict
 	}
+	// As the Lock contract says: writes of a Record keep the stored probe.
+	r.Ping, r.Pong = l.rec.Ping, l.rec.Pong
 	out := l.put(r)
 	if l.lateApply > 0 {
 		l.lateApply--
 		return Record{}, context.DeadlineExceeded
 	}
 	return out, nil
+}
+
+// AnswerPing makes memLock a PingAnswerer; pongs counts the answers.
+func (l *memLock) AnswerPing(ctx context.Context, version uint64, ping string) (Record, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if !l.exists {
+		return Record{}, ErrNotFound
+	}
+	if version != l.rec.Version {
+		return Record{}, ErrConflict
+	}
+	l.pongs++
+	r := l.rec
+	r.Pong = ping
+	return l.put(r), nil
 }
 
 func (l *memLock) put(r Record) Record {
@@ -156,6 +176,12 @@ func (v *view) Update(ctx context.Context, r Record) (Record, error) {
 		return Record{}, errCut
 	}
 	return v.memLock.Update(ctx, r)
+}
+func (v *view) AnswerPing(ctx context.Context, version uint64, ping string) (Record, error) {
+	if v.cut.Load() {
+		return Record{}, errCut
+	}
+	return v.memLock.AnswerPing(ctx, version, ping)
 }
 func (v *view) Watch(ctx context.Context, from uint64) (<-chan Event, error) {
 	if v.cut.Load() {

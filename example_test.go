@@ -254,3 +254,19 @@ func ExampleRestartProof() {
 		return cmd.Run()
 	})
 }
+
+func ExamplePingTarget() {
+	// The probe `leadership handover --to renewer-5d8f-2a91c3e0` writes on
+	// the Lease, which the replica of that identity answers.
+	id, ok := leadership.PingTarget("renewer-5d8f-2a91c3e0/9c1f6a0e2b7d4e35")
+	fmt.Println(id, ok)
+	// Output: renewer-5d8f-2a91c3e0 true
+}
+
+func ExamplePingAnswerer() {
+	// kubelease's Lock answers probes; an Elector on it does so by itself.
+	var lock leadership.Lock = &kubelease.Lock{}
+	_, ok := lock.(leadership.PingAnswerer)
+	fmt.Println(ok)
+	// Output: true
+}

@@ -85,9 +85,9 @@ type Elector struct {
 	// a record equal to one of them is this process's own: a hand edit
 	// copies the holder and instance, never the exact content.
 	mine []Record
-	// created is the version of this process's last create, which it
-	// holds for a lease duration before leading.
-	created   uint64
+	// created is the record of this process's last create, which it holds
+	// for a lease duration before leading.
+	created   Record
 	leading   *leaderState
 	stopping  time.Time // when a term ended whose lead has not returned
 	leader    Leader
@@ -120,6 +120,10 @@ type observation struct {
 	version uint64
 	// at is when this content was first seen, on our clock.
 	at time.Time
+	// token is the holder's fencing token as first seen with this content
+	// (Record.TermToken): a metadata-only write (a label, a handover probe)
+	// on the acquiring record moves its version, not the token.
+	token uint64
 	// holderMax is the longest lease duration the current holder (identity
 	// and instance) has announced in the records seen of its term: a hand
 	// edit that shortens it does not shorten the wait.
@@ -452,12 +456,13 @@ func (e *Elector) seeRead(r Record, epoch uint64) {
 // with mu held.
 func (e *Elector) observe(r Record) {
 	o, now := e.obs, e.clock.Now()
-	n := observation{known: true, exists: true, rec: r, version: r.Version, at: now, heldUntil: o.heldUntil}
+	n := observation{known: true, exists: true, rec: r, version: r.Version, at: now, heldUntil: o.heldUntil, token: r.TermToken()}
 	switch {
 	case o.exists && o.rec.sameContent(r):
-		// Metadata only (a label): the holder did not renew, so the
-		// countdown goes on from when the content was first seen.
-		n.at, n.holderMax, n.priorUntil = o.at, o.holderMax, o.priorUntil
+		// Metadata only (a label, a handover probe): the holder did not
+		// renew, so the countdown goes on from when the content was first
+		// seen, and the term's token is still the one seen then.
+		n.at, n.holderMax, n.priorUntil, n.token = o.at, o.holderMax, o.priorUntil, o.token
 	case r.HolderIdentity == "" && r.Released != 0:
 		// The holder's own release, written after its work returned:
 		// nobody acts on an earlier term any more.
@@ -529,7 +534,7 @@ func (e *Elector) publish() {
 	if ls := e.leading; ls != nil && !ls.ended {
 		l = Leader{Identity: e.cfg.Identity, Token: ls.term.Token, Self: true}
 	} else if e.obs.exists {
-		l = Leader{Identity: e.obs.rec.HolderIdentity, Token: e.obs.rec.TermToken()}
+		l = Leader{Identity: e.obs.rec.HolderIdentity, Token: e.obs.token}
 	}
 	if l == e.leader {
 		return
@@ -609,9 +614,12 @@ func (e *Elector) leaseOf(r Record) time.Duration {
 // observeLoop keeps e.obs current: read, then watch from the version read;
 // when the watch ends, read again. Where watching is forbidden it polls, and
 // tries to watch again every watchRetry, in case the permission was granted.
+// It also answers liveness probes of this replica (answerPing) as it sees
+// them.
 func (e *Elector) observeLoop(ctx context.Context) {
 	var pollingSince time.Time
 	var errs errLogger
+	var answered string // the last liveness probe answered (answerPing)
 	for ctx.Err() == nil {
 		version, err := e.refresh(ctx)
 		if err != nil {
@@ -622,6 +630,7 @@ func (e *Elector) observeLoop(ctx context.Context) {
 			continue
 		}
 		errs.ok(e.log, "reading the lock works again")
+		e.answerPing(ctx, &answered)
 		if !pollingSince.IsZero() && e.clock.Since(pollingSince) < e.watchRetry {
 			e.sleep(ctx, wait.Jitter(e.cfg.RetryPeriod, 0.2))
 			continue
@@ -664,6 +673,7 @@ func (e *Elector) observeLoop(ctx context.Context) {
 				}
 			default:
 				e.seeEvent(ev.Record)
+				e.answerPing(ctx, &answered)
 			}
 		}
 		// A watch that ends at once, again and again, must not spin.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"maps"
+	"strings"
 	"time"
 )
 
@@ -58,6 +59,16 @@ type Record struct {
 	PodUID string
 	Proof  string
 
+	// Ping and Pong are a liveness probe of one candidate, outside the
+	// protocol: `leadership handover --to ID` writes Ping = "ID/nonce"
+	// before it names a successor, and the running candidate of that
+	// identity answers by writing the same value as Pong (see
+	// PingAnswerer). They are not part of a record's content: a change of
+	// them alone changes metadata only, which neither renews nor ends a
+	// term, and writes of a Record do not set them (a backend keeps the
+	// stored ones; only AnswerPing and the handover command change them).
+	Ping, Pong string
+
 	// Values are small key/value pairs kept with the lock across terms, such
 	// as when a leader-only task last ran. The leader writes them with
 	// Elector.Proclaim, fenced by its term; acquisitions carry them over.
@@ -89,9 +100,9 @@ func (r Record) TermToken() uint64 {
 }
 
 // sameContent reports whether a and b say the same thing to the protocol:
-// every field but Version. A record at a newer version with the same content
-// is a change of metadata only (a label), which neither renews nor ends a
-// term. Times compare at microsecond precision, which is what the elector
+// every field but Version, Ping and Pong. A record at a newer version with
+// the same content is a change of metadata only (a label, a handover probe),
+// which neither renews nor ends a term. Times compare at microsecond precision, which is what the elector
 // writes (see truncate) and what a backend must keep.
 func (r Record) sameContent(o Record) bool {
 	return r.HolderIdentity == o.HolderIdentity &&
@@ -179,6 +190,29 @@ type Lock interface {
 	// With Config.Restart it also names the lock file in the pod's
 	// directory, so it must name one lock the same way in every process.
 	String() string
+}
+
+// PingAnswerer is implemented by a Lock that carries liveness probes
+// (Record.Ping). An elector whose lock implements it answers every probe
+// that names its identity, follower and leader alike, so that `leadership
+// handover --to ID` can refuse at once to hand over to a replica that is not
+// running. The answer changes metadata only: no term ends and no countdown
+// moves because of it.
+type PingAnswerer interface {
+	// AnswerPing writes ping as the record's Pong, changing nothing else, if
+	// the record's version is still version, and returns the stored record.
+	// A changed version yields ErrConflict, a deleted record ErrNotFound.
+	AnswerPing(ctx context.Context, version uint64, ping string) (Record, error)
+}
+
+// PingTarget returns the identity a probe (Record.Ping, "identity/nonce")
+// asks for, and false if ping is not a probe.
+func PingTarget(ping string) (string, bool) {
+	i := strings.LastIndexByte(ping, '/')
+	if i <= 0 || i == len(ping)-1 {
+		return "", false
+	}
+	return ping[:i], true
 }
 
 // Errors a Lock reports. Backends wrap them with detail; test with errors.Is.

@@ -161,3 +161,53 @@ func FuzzDecode(f *testing.F) {
 		}
 	})
 }
+
+// Coordinated Leader Election's fields and the handover probe: Encode keeps
+// spec.strategy and the probe annotations as they are, keeps a
+// spec.preferredHolder the record still names, and clears one it does not
+// (an acquisition ends the request).
+func TestEncodeKeepsStrategyAndProbe(t *testing.T) {
+	strategy := coordinationv1.CoordinatedLeaseStrategy("example.com/coordinator")
+	str := func(s string) *string { return &s }
+	base := &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{ResourceVersion: "7",
+		Annotations: map[string]string{AnnotationPing: "b/1f2e", AnnotationPong: "b/1f2e"}},
+		Spec: coordinationv1.LeaseSpec{Strategy: &strategy, PreferredHolder: str("b")}}
+	r, err := Decode(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.PreferredHolder != "b" || r.Ping != "b/1f2e" || r.Pong != "b/1f2e" {
+		t.Fatalf("decoded %+v", r)
+	}
+
+	// A renewal or release carries the request on: it stays in the spec.
+	r.HolderIdentity, r.LeaseDuration = "a", 15*time.Second
+	l := Encode(base, r)
+	if l.Spec.Strategy == nil || *l.Spec.Strategy != strategy || l.Spec.PreferredHolder == nil || *l.Spec.PreferredHolder != "b" {
+		t.Fatalf("renewal: spec %+v", l.Spec)
+	}
+	if _, ok := l.Annotations[AnnotationPreferredHolder]; ok {
+		t.Fatal("request duplicated into the annotation")
+	}
+
+	// An acquisition clears it, and writes no probe of its own.
+	r.PreferredHolder, r.Ping, r.Pong = "", "", ""
+	l = Encode(base, r)
+	if l.Spec.PreferredHolder != nil || l.Spec.Strategy == nil || *l.Spec.Strategy != strategy {
+		t.Fatalf("acquisition: spec %+v", l.Spec)
+	}
+	if l.Annotations[AnnotationPing] != "b/1f2e" || l.Annotations[AnnotationPong] != "b/1f2e" {
+		t.Fatalf("probe annotations not kept as they were: %v", l.Annotations)
+	}
+	if got, err := Decode(l); err != nil || got.PreferredHolder != "" {
+		t.Fatalf("read back %+v, %v", got, err)
+	}
+
+	// A request the spec does not carry goes to the annotation, and the
+	// record reads back as written.
+	r.PreferredHolder = "c"
+	l = Encode(base, r)
+	if got, err := Decode(l); err != nil || got.PreferredHolder != "c" || l.Spec.PreferredHolder != nil {
+		t.Fatalf("read back %+v, %v; spec %+v", got, err, l.Spec)
+	}
+}

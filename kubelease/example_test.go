@@ -1,6 +1,7 @@
 package kubelease_test
 
 import (
+	"context"
 	"fmt"
 	"time"
 
@@ -44,4 +45,30 @@ func ExampleEncode() {
 	l := kubelease.Encode(&coordinationv1.Lease{}, leadership.Record{HolderIdentity: "pod-1", LeaseDuration: 15 * time.Second, Token: 7})
 	fmt.Println(*l.Spec.HolderIdentity, *l.Spec.LeaseDurationSeconds, l.Annotations[kubelease.AnnotationToken])
 	// Output: pod-1 15 7
+}
+
+func ExampleLock_AnswerPing() {
+	cfg, err := rest.InClusterConfig()
+	if err != nil {
+		return
+	}
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return
+	}
+	lock, err := kubelease.New(cs.CoordinationV1(), "payments", "credential-renewer")
+	if err != nil {
+		return
+	}
+	// An Elector answers probes of its own identity by itself; this is what
+	// it does on seeing one.
+	ctx := context.Background()
+	r, err := lock.Get(ctx)
+	if err != nil || r.Ping == "" || r.Pong == r.Ping {
+		return
+	}
+	if id, ok := leadership.PingTarget(r.Ping); ok && id == "renewer-5d8f-2a91c3e0" {
+		_, err = lock.AnswerPing(ctx, r.Version, r.Ping)
+		fmt.Println(err)
+	}
 }

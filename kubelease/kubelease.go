@@ -3,11 +3,19 @@
 // client-go's leader election, so that both kinds of elector can share one
 // Lease during a migration.
 //
-// Besides the spec it keeps annotations: the holder's fencing token, the
-// writing process's instance (to tell two processes with one identity
-// apart), a requested successor where spec.preferredHolder is not kept by
-// the cluster, the release mark, and the pod UID and lock-file proof of a
-// holder configured for fast takeover after a restart in place.
+// Besides the spec it keeps a few annotations: the holder's fencing token,
+// the writing process's instance (to tell two processes with one identity
+// apart), the holder's release mark, a requested successor, the pod UID and
+// lock-file proof of a holder configured for fast takeover after a restart
+// in place, and the liveness probe of a handover (ping and pong).
+//
+// Every write starts from the Lease as last read, so that what this package
+// does not own survives it: labels, other annotations, and the fields of
+// Coordinated Leader Election (spec.strategy). A spec.preferredHolder written
+// by a coordinator is read as a handover request, like the annotation; an
+// acquisition clears both (the request is fulfilled, or void because the
+// named replica did not take the Lease in its head start), as client-go's
+// elector and Kubernetes' own coordinator do.
 package kubelease
 
 import (
@@ -45,6 +53,12 @@ const (
 	// fast takeover of a leader that crashed in place.
 	AnnotationPodUID = "leadership.dev/pod-uid"
 	AnnotationProof  = "leadership.dev/proof"
+	// AnnotationPing is the liveness probe of a handover (Record.Ping,
+	// "identity/nonce"), AnnotationPong its answer (Record.Pong). Only
+	// `leadership handover` and Lock.AnswerPing write them; Encode keeps them
+	// as they are.
+	AnnotationPing = "leadership.dev/ping"
+	AnnotationPong = "leadership.dev/pong"
 	// ValuesPrefix prefixes the annotation of each Record.Values key.
 	ValuesPrefix = "values.leadership.dev/"
 )
@@ -139,34 +153,80 @@ func (l *Lock) Update(ctx context.Context, r leadership.Record) (leadership.Reco
 	if err := checkValues(r); err != nil {
 		return leadership.Record{}, err
 	}
-	rv := strconv.FormatUint(r.Version, 10)
-	base := l.seen(rv)
-	if base == nil {
-		// A version this Lock never saw (a caller's own bookkeeping):
-		// read the object, for its UID.
-		cur, err := l.client.Leases(l.namespace).Get(ctx, l.name, metav1.GetOptions{})
-		if err != nil {
-			return leadership.Record{}, l.wrap("update", err)
-		}
-		l.remember(cur)
-		if cur.ResourceVersion != rv {
-			return leadership.Record{}, fmt.Errorf("kubelease: update of %s from version %s, stored %s: %w", l, rv, cur.ResourceVersion, leadership.ErrConflict)
-		}
-		base = cur
+	base, err := l.base(ctx, r.Version)
+	if err != nil {
+		return leadership.Record{}, err
 	}
-	lease := Encode(base, r)
-	// The compare-and-swap precondition is the version AND the UID. The
-	// API server creates a Lease that an update names but that does not
-	// exist (Leases allow create-on-update), whatever resourceVersion the
-	// update carries: without the UID, an update from a version seen
-	// before an operator deleted the Lease would re-create it, a create
-	// that nobody held, and lead beside whoever acquired before the
-	// deletion. With the UID the server refuses it (409: the UID
-	// precondition fails on an absent object).
-	lease.ResourceVersion = rv
-	lease.UID = base.UID
+	lease, err := withPrecondition(Encode(base, r), base)
+	if err != nil {
+		return leadership.Record{}, err
+	}
+	out, err := l.client.Leases(l.namespace).Update(ctx, lease, metav1.UpdateOptions{})
+	if err != nil {
+		return leadership.Record{}, l.wrap("update", err)
+	}
+	return l.keep(out)
+}
+
+// withPrecondition makes lease a compare-and-swap on base: its version AND
+// its UID. The API server creates a Lease that an update names but that
+// does not exist (Leases allow create-on-update), whatever resourceVersion
+// the update carries: without the UID, an update from a version seen before
+// an operator deleted the Lease would re-create it, a create that nobody
+// held, and lead beside whoever acquired before the deletion. With the UID
+// the server refuses it (409: the UID precondition fails on an absent
+// object).
+func withPrecondition(lease, base *coordinationv1.Lease) (*coordinationv1.Lease, error) {
+	lease.ResourceVersion, lease.UID = base.ResourceVersion, base.UID
 	if lease.UID == "" {
-		return leadership.Record{}, fmt.Errorf("kubelease: update of %s from version %s: the object seen at that version has no UID; refusing an update that could re-create a deleted Lease", l, rv)
+		return nil, fmt.Errorf("kubelease: update of Lease %s/%s from version %s: the object read at that version has no UID; refusing an update that could re-create a deleted Lease", base.Namespace, base.Name, base.ResourceVersion)
+	}
+	return lease, nil
+}
+
+// base returns the Lease at version, to write over: one seen through this
+// Lock, or else the one read now. A write built from anything else would
+// drop what this package does not own (labels, other annotations,
+// spec.strategy) and the UID that keeps an update from re-creating a
+// deleted Lease; if the Lease is no longer at version, the write would fail
+// its compare-and-swap anyway, and fails with ErrConflict without being
+// sent.
+func (l *Lock) base(ctx context.Context, version uint64) (*coordinationv1.Lease, error) {
+	rv := strconv.FormatUint(version, 10)
+	if b := l.seen(rv); b != nil {
+		return b, nil
+	}
+	cur, err := l.client.Leases(l.namespace).Get(ctx, l.name, metav1.GetOptions{})
+	if err != nil {
+		return nil, l.wrap("get", err)
+	}
+	if cur.ResourceVersion != rv {
+		if _, err := l.keep(cur); err != nil {
+			return nil, err
+		}
+		return nil, fmt.Errorf("kubelease: %s is at resourceVersion %s, not %s: %w", l, cur.ResourceVersion, rv, leadership.ErrConflict)
+	}
+	l.remember(cur)
+	return cur, nil
+}
+
+// AnswerPing writes ping as the answer to a handover's liveness probe (the
+// pong annotation), changing nothing else, as a compare-and-swap on version.
+func (l *Lock) AnswerPing(ctx context.Context, version uint64, ping string) (leadership.Record, error) {
+	if version == 0 {
+		return leadership.Record{}, fmt.Errorf("kubelease: answer to a probe of %s without a version: %w", l, leadership.ErrConflict)
+	}
+	base, err := l.base(ctx, version)
+	if err != nil {
+		return leadership.Record{}, err
+	}
+	lease := base.DeepCopy()
+	if lease.Annotations == nil {
+		lease.Annotations = map[string]string{}
+	}
+	lease.Annotations[AnnotationPong] = ping
+	if lease, err = withPrecondition(lease, base); err != nil {
+		return leadership.Record{}, err
 	}
 	out, err := l.client.Leases(l.namespace).Update(ctx, lease, metav1.UpdateOptions{})
 	if err != nil {
@@ -388,6 +448,7 @@ func Decode(lease *coordinationv1.Lease) (leadership.Record, error) {
 	r.Instance = a[AnnotationInstance]
 	r.PodUID = a[AnnotationPodUID]
 	r.Proof = a[AnnotationProof]
+	r.Ping, r.Pong = a[AnnotationPing], a[AnnotationPong]
 	if t, err := strconv.ParseUint(a[AnnotationReleased], 10, 64); err == nil {
 		r.Released = t
 	}
@@ -403,7 +464,9 @@ func Decode(lease *coordinationv1.Lease) (leadership.Record, error) {
 }
 
 // Encode returns a copy of base with r written into it. The resourceVersion
-// is left as in base.
+// is left as in base, and so is everything r does not carry: labels, other
+// annotations, the probe annotations (r.Ping and r.Pong are not written),
+// spec.strategy. A spec.preferredHolder that r does not name is cleared.
 func Encode(base *coordinationv1.Lease, r leadership.Record) *coordinationv1.Lease {
 	lease := base.DeepCopy()
 	secs := int32(r.LeaseDuration / time.Second)
@@ -446,9 +509,16 @@ func Encode(base *coordinationv1.Lease, r leadership.Record) *coordinationv1.Lea
 	} else {
 		set(AnnotationReleased, "")
 	}
-	if sp := lease.Spec.PreferredHolder; sp != nil && *sp != "" && *sp == r.PreferredHolder {
+	switch sp := lease.Spec.PreferredHolder; {
+	case sp != nil && *sp != "" && *sp == r.PreferredHolder:
 		set(AnnotationPreferredHolder, "") // the spec already carries it
-	} else {
+	default:
+		// A coordinator's request that r no longer carries (an acquisition
+		// clears the request) must go too, or it would outlive its term:
+		// Decode would read it back, client-go holders would stop renewing
+		// at once, and a later handover request in the annotation would
+		// stay hidden behind it.
+		lease.Spec.PreferredHolder = nil
 		set(AnnotationPreferredHolder, r.PreferredHolder)
 	}
 	if len(a) == 0 {

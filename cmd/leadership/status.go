@@ -36,6 +36,8 @@ type leaseStatus struct {
 	Transitions      int32             `json:"transitions"`
 	PreferredHolder  string            `json:"preferredHolder,omitempty"`
 	Values           map[string]string `json:"values,omitempty"`
+	// Strategy is Coordinated Leader Election's spec.strategy, if set.
+	Strategy string `json:"strategy,omitempty"`
 }
 
 func newStatusCmd(g *globalFlags, stdout io.Writer) *cobra.Command {
@@ -151,6 +153,9 @@ adds the lease duration and the acquire and renew times to the table.
 
 func statusOf(l *coordinationv1.Lease, now time.Time) leaseStatus {
 	s := leaseStatus{Namespace: l.Namespace, Name: l.Name}
+	if l.Spec.Strategy != nil {
+		s.Strategy = string(*l.Spec.Strategy)
+	}
 	r, err := kubelease.Decode(l)
 	if err != nil {
 		// Not one of ours, or an odd resourceVersion: show the spec alone.
@@ -194,7 +199,7 @@ func printTable(w io.Writer, list []leaseStatus, wide, namespaces bool) error {
 		head = "NAMESPACE\t" + head
 	}
 	if wide {
-		head += "\tDURATION\tACQUIRED\tRENEWED"
+		head += "\tDURATION\tACQUIRED\tRENEWED\tSTRATEGY"
 	}
 	fmt.Fprintln(tw, head)
 	for _, s := range list {
@@ -226,7 +231,11 @@ func printTable(w io.Writer, list []leaseStatus, wide, namespaces bool) error {
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s", s.Name, holder, token, age, exp, s.Transitions, succ)
 		if wide {
-			fmt.Fprintf(tw, "\t%s\t%s\t%s", leaseDuration(s.LeaseDurationSec), timestamp(s.AcquireTime), timestamp(s.RenewTime))
+			strategy := s.Strategy
+			if strategy == "" {
+				strategy = "-"
+			}
+			fmt.Fprintf(tw, "\t%s\t%s\t%s\t%s", leaseDuration(s.LeaseDurationSec), timestamp(s.AcquireTime), timestamp(s.RenewTime), strategy)
 		}
 		fmt.Fprintln(tw)
 	}

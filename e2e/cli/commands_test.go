@@ -150,8 +150,10 @@ func TestHandoverAndStatus(t *testing.T) {
 		t.Fatalf("handover to any: exit %d, stdout %q, stderr %q", code, out, errOut)
 	}
 
-	// To a replica that does not exist: fails, says so, withdraws.
-	code, _, errOut = run(t, "handover", "--lease", lease, "--to", "nobody", "--timeout", "20s")
+	// Forced to a replica that does not exist (without --force the probe
+	// refuses it: TestHandoverRefusedToAbsentReplica): fails, says so,
+	// withdraws.
+	code, _, errOut = run(t, "handover", "--lease", lease, "--to", "nobody", "--force", "--timeout", "20s")
 	// Either another replica or the old holder takes the Lease once the
 	// head start of the missing one is over.
 	if code != 1 || !strings.Contains(errOut, "nobody did not take it") || !strings.Contains(errOut, "withdrawn") {

@@ -48,7 +48,18 @@ func testMain(m *testing.M) int {
 		return 1
 	}
 	adminKubeconfig = filepath.Join(dir, "admin.kubeconfig")
-	return controlplane.Main(m, controlplane.Options{ExtraAPIServerFlags: []string{"--authorization-mode=RBAC"}},
+	// Coordinated Leader Election (beta, off by default) is on, so that the
+	// API server keeps spec.strategy and spec.preferredHolder and runs its
+	// coordinator, as on a cluster that uses it: our replicas must work
+	// alike on both (TestCoordinatedLeaderElectionFields). Leases without
+	// spec.strategy, as in every other test here, behave as with the gate
+	// off.
+	flags := []string{
+		"--authorization-mode=RBAC",
+		"--feature-gates=CoordinatedLeaderElection=true",
+		"--runtime-config=coordination.k8s.io/v1beta1=true",
+	}
+	return controlplane.Main(m, controlplane.Options{ExtraAPIServerFlags: flags},
 		func(c *controlplane.ControlPlane) {
 			cp = c
 			if err := cp.WriteKubeconfig(adminKubeconfig); err != nil {

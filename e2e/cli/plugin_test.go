@@ -18,6 +18,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/leadership-dev/leadership/e2e/e2etest"
+	"github.com/leadership-dev/leadership/kubelease"
 )
 
 // TestKubectlPlugin runs `kubectl leadership ...` through a real kubectl,
@@ -96,9 +97,13 @@ func TestKubectlPlugin(t *testing.T) {
 		t.Fatalf("kubectl plugin list: exit %d\n%s%s", code, out, errOut)
 	}
 
+	// A leader, not just a holder: a created Lease is held a lease duration
+	// before it is led, and a handover asked meanwhile is voided by the
+	// acquisition that follows. The token appears with the first renewal
+	// of a term.
 	e2etest.Eventually(t, time.Minute, "a leader", func() bool {
 		l, err := admin(t).CoordinationV1().Leases(nsName).Get(context.Background(), lease, metav1.GetOptions{})
-		return err == nil && e2etest.HolderOf(l) != ""
+		return err == nil && e2etest.HolderOf(l) != "" && l.Annotations[kubelease.AnnotationToken] != ""
 	})
 
 	// -n and --context, -o json.
