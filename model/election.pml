@@ -75,7 +75,16 @@ byte sed;
 /* The record was written by a create (and not replaced since): its creator
  * holds it and never counts it as its own write (campaign.go, acquire). */
 bool scr;
-hidden byte hv;     /* the version, for the trails' narration only: not state */
+/* The version, and the token of each elector's last successful write, for
+ * the trails' narration only: not state (hidden), unless -DVNUM (breadth-first
+ * searches allow no hidden variable; then bound the writes with -DMAXW). */
+#ifdef VNUM
+byte hv;
+byte ht[N];
+#else
+hidden byte hv;
+hidden byte ht[N];
+#endif
 #ifdef MAXW
 byte nw;            /* store changes so far (-DMAXW bounds them) */
 #define ROOM (nw < MAXW)
@@ -354,7 +363,7 @@ end:
 	/* ---- the network: apply the write in flight (or refuse it) */
 	:: atomic { ws[i] == WSENT && ROOM ->
 		if
-		:: CASOK(i) -> apply(i, wrel[i], wc[i]); wrc[i] = 1; ws[i] = WOK
+		:: CASOK(i) -> apply(i, wrel[i], wc[i]); wrc[i] = 1; ws[i] = WOK; ht[i] = hv
 		:: else -> ws[i] = WFAIL; printf("store: e%d's write refused\n", i+1)
 		fi }
 	/* ... or the elector gives up on it (timeout, lost request or answer):
@@ -384,7 +393,7 @@ end:
 		:: mode[i] == CAND && wc[i] ->
 			/* a create is no compare-and-swap: held, not led, for a
 			 * lease duration; then taken by compare-and-swap */
-			printf("e%d created the lock: holds it a lease duration before leading\n", i+1)
+			printf("e%d created the lock (v%d): holds it a lease duration before leading\n", i+1, ht[i])
 		:: mode[i] == CAND && !wc[i] && !INTIME(i) ->
 #else
 		:: mode[i] == CAND && !INTIME(i) ->
@@ -399,7 +408,7 @@ end:
 			/* the acquisition succeeded: a new term, validity from the send */
 			mode[i] = LEAD; lc[i] = wrc[i]; vol[i] = 0;
 			hs[i] = (wv[i] > 0 -> wv[i] - 1 : 0);
-			printf("e%d LEADS, may work %d more ticks: WORK STARTS\n", i+1, hs[i]);
+			printf("e%d LEADS (token v%d), may work %d more ticks: WORK STARTS\n", i+1, ht[i], hs[i]);
 			/* THE INVARIANT: no two electors work at once */
 			j = 0;
 			do
