@@ -1,7 +1,10 @@
 /*
- * The election protocol of /work/protocol-v2.md (issue 9) as a Promela model.
- * model/README.md explains the abstraction, the time discretisation and
- * every switch.  scripts/spin.sh runs the checks.
+ * The election protocol of the elector (issue 9) as a Promela model, as the
+ * code does it: campaign.go (decide, acquire: a create is held a lease
+ * duration, then taken by compare-and-swap) and leadership.go (observe,
+ * seeRead, seeMissing: the deadline chain).  model/README.md explains the
+ * abstraction, the time discretisation and every switch; scripts/spin.sh
+ * runs the checks.
  *
  * Real time is a global tick (proctype Clock).  Between two ticks the
  * processes take any number of atomic steps, in any order: the order of the
@@ -10,6 +13,15 @@
  * Ghost state: work[i] is true while elector i's work (lead) runs.  The
  * invariant "never two working at once" is asserted at the one place where
  * work starts (an overlap can only begin there).
+ *
+ * Versions are not numbers in the model: every use of a version in the
+ * protocol is a comparison with the store's current version (a CAS
+ * precondition, "is this newer than what I saw", "is this my last write"),
+ * and versions only grow, so each remembered version is one bit: "still the
+ * current one".  Every change of the store clears all of them.  The number of
+ * writes is therefore unbounded (histories of any length) and the state
+ * space finite; this is what makes liveness checkable.  -DMAXW=n bounds the
+ * writes instead, for quicker runs.
  */
 
 #ifndef N
@@ -38,9 +50,6 @@
  * its last successful write: cancel at VT-MARGIN, stop within LATE. */
 #define HS0   (VT - MARGIN + LATE)
 
-#ifndef MAXV
-#define MAXV 7              /* store versions: bounds the exploration */
-#endif
 #ifndef OPS
 #define OPS 2               /* operator actions */
 #endif
@@ -52,7 +61,6 @@
 
 /* ---------------------------------------------------------------- store */
 bool sx;      /* the record exists */
-byte sver;      /* version of the last write, delete or create (strictly increasing) */
 byte sh;      /* holder: 0 none, 1..N electors, STRANGER */
 byte sd;      /* leaseDuration */
 byte si;      /* instance: the process that wrote (an annotation, kept by hand edits) */
@@ -64,7 +72,25 @@ byte sp;      /* preferredHolder: 0 none */
  * "the record is exactly one of the writer's own writes", which the real code
  * decides by comparing the protocol content (renewTime included). */
 byte sed;
-byte prevv;   /* version of the last record before the deletion (for watch events) */
+/* The record was written by a create (and not replaced since): its creator
+ * holds it and never counts it as its own write (campaign.go, acquire). */
+bool scr;
+/* The version, and the token of each elector's last successful write, for
+ * the trails' narration only: not state (hidden), unless -DVNUM (breadth-first
+ * searches allow no hidden variable; then bound the writes with -DMAXW). */
+#ifdef VNUM
+byte hv;
+byte ht[N];
+#else
+hidden byte hv;
+hidden byte ht[N];
+#endif
+#ifdef MAXW
+byte nw;            /* store changes so far (-DMAXW bounds them) */
+#define ROOM (nw < MAXW)
+#else
+#define ROOM 1
+#endif
 
 /* --------------------------------------------------------------- electors */
 #define CAND 0
@@ -76,20 +102,24 @@ byte prevv;   /* version of the last record before the deletion (for watch event
 byte mode[N];
 bool work[N];       /* ghost: the work of the term runs */
 byte hs[N];         /* leader: ticks it may still cross while working */
-byte lastv[N];      /* version of the last confirmed (or adopted) write */
+bool lc[N];         /* the version of the last confirmed (or adopted) write is current */
 bool vol[N];        /* the term ends voluntarily: release after the work returned */
 
 /* observation and the follower's deadline chain */
 #define OUNK  0     /* nothing seen */
 #define ODEL  1     /* seen deleted */
 #define OFREE 2     /* a marked release: take at once */
-#define OOWN  3     /* holder and instance are this elector's */
-#define OHELD 4     /* held by someone else, or an unmarked empty holder */
+#define OOWN  3     /* exactly one of this process's writes (labels aside) */
+#define OHELD 4     /* held by someone else, an unmarked empty holder, or our own create */
 byte ok[N];
-byte ov[N];         /* version observed */
+bool oc[N];         /* the version observed is current */
+bool occ[N];        /* the content observed is current (only labels since) */
 byte hu[N];         /* heldUntil - now, in ticks (0: passed) */
 byte man[N];        /* maxAnnounced since the chain was last cleared */
-bool pown[N];       /* the record last seen before the deletion was ours */
+bool pv[N];         /* the deletion came right after the version observed (a watch event) */
+#ifdef BUG_BACKWARDS
+bool back[N];       /* the store went back below the version observed */
+#endif
 
 /* the write in flight (one per elector) */
 #define WNONE 0
@@ -98,20 +128,33 @@ bool pown[N];       /* the record last seen before the deletion was ours */
 #define WFAIL 3     /* refused (CAS); the answer is on its way */
 byte ws[N];
 bool wc[N];         /* a create (precondition: no record) rather than a CAS update */
-byte wb[N];         /* base version (CAS precondition) */
+bool wbc[N];        /* its base version (CAS precondition) is current */
 bool wrel[N];       /* a release (holder "", marked) rather than holder = self */
 byte wv[N];         /* 1 + the ticks a leader may still cross while working if this
                      * write succeeds, counting down from its send; 0: too late */
-byte wres[N];       /* the version it produced */
+bool wrc[N];        /* the version it produced is current */
 
-/* a write the elector gave up on, which may still be applied (late) */
+/* a write the elector gave up on, which may still be applied (late); a
+ * compare-and-swap only while its base is current, so it is dropped at the
+ * next change of the store */
 bool os[N];
-bool oc[N];
-byte ob[N];
+bool ocr[N];        /* it is a create */
 bool orel[N];
+
+#ifdef LIVENESS
+/* Backoff: once healed, a candidate whose write was refused tries again only
+ * after the next tick (RetryPeriod; campaign.go backs off on a conflict).
+ * Without it a refused compare-and-swap could be retried forever within one
+ * tick, a run in which time never passes. */
+bool bo[N];
+#define READY(i) (!bo[i])
+#else
+#define READY(i) 1
+#endif
 
 byte ops = 0;       /* operator actions taken */
 byte dels = 0;
+bool healed = 0;    /* liveness: no more faults from here on */
 
 /* ---------------------------------------------------------- helpers */
 
@@ -124,12 +167,20 @@ inline extend(i, d) {
 	hu[i] = max(hu[i], d - 1)
 }
 
-/* The record's content equals one of elector i's own leader writes, or its
- * last confirmed write, except perhaps for preferredHolder. */
-#ifdef BUG_ADOPT_EDIT
-#define MINE(i) (sx && sh == (i)+1 && si == (i)+1)
+#ifdef BUG_NO_HOLD
+#define CREATED 0           /* the hold reverted: a create is a write like any other */
 #else
-#define MINE(i) (sx && sh == (i)+1 && si == (i)+1 && sed != 1)
+#define CREATED scr
+#endif
+
+/* The record is exactly one of elector i's writes, but perhaps for a label
+ * (the candidate's "mine", isMine). */
+#define OWNREC(i) (sx && sh == (i)+1 && si == (i)+1 && sed == 0 && !CREATED)
+/* A leader's judge: its own write, a label, or a handover request on it. */
+#ifdef BUG_ADOPT_EDIT
+#define MINE(i) (sx && sh == (i)+1 && si == (i)+1 && !CREATED)
+#else
+#define MINE(i) (sx && sh == (i)+1 && si == (i)+1 && sed != 1 && !CREATED)
 #endif
 
 /* A leader i reads or watches the record: anything that is not its own
@@ -137,110 +188,151 @@ inline extend(i, d) {
 inline judge(i) {
 	if
 	:: !sx -> mode[i] = STOP; vol[i] = 0; printf("e%d (leader) stops: deleted\n", i+1)
-	:: sx && sver > lastv[i] && MINE(i) && sp == 0 ->
-		lastv[i] = sver;                            /* own (late) write or a label */
-		printf("e%d (leader) adopts v%d\n", i+1, sver)
-	:: sx && sver > lastv[i] && MINE(i) && sp != 0 ->
+	:: sx && !lc[i] && MINE(i) && sp == 0 ->
+		lc[i] = 1;                                  /* own (late) write or a label */
+		printf("e%d (leader) adopts v%d\n", i+1, hv)
+	:: sx && !lc[i] && MINE(i) && sp != 0 ->
 		/* a handover request: end voluntarily, release naming the successor */
-		lastv[i] = sver; mode[i] = STOP; vol[i] = 1;
+		lc[i] = 1; mode[i] = STOP; vol[i] = 1;
 		printf("e%d (leader) handover to %d: stops\n", i+1, sp)
-	:: sx && sver > lastv[i] && !MINE(i) -> mode[i] = STOP; vol[i] = 0;
-		printf("e%d (leader) stops: v%d is not its write\n", i+1, sver)
+	:: sx && !lc[i] && !MINE(i) -> mode[i] = STOP; vol[i] = 0;
+		printf("e%d (leader) stops: v%d is not its write\n", i+1, hv)
 	:: else -> skip
 	fi
 }
 
-/* The follower's view: a read (or watch event) of the current record. */
+#ifdef BUG_BACKWARDS
+#define IGNORED(i) back[i]  /* a read of an older version than seen is dropped */
+#else
+#define IGNORED(i) 0        /* a read is current when served: a lower version is new */
+#endif
+#ifdef READ_EXTENDS
+#define REREAD(i) (hu[i] < max(LONG, man[i]) - 1)
+#else
+#define REREAD(i) 0
+#endif
+/* A read (or watch event) would change elector i's observation. */
+#define NEWS(i) ((sx && !IGNORED(i) && (ok[i] == OUNK || ok[i] == ODEL || !oc[i])) || \
+	(!sx && ok[i] != ODEL) || (!sx && ok[i] == ODEL && REREAD(i)))
+
+/* The follower's view: a read (or watch event) of the current record
+ * (observe, seeRead, seeMissing). */
 inline see(i) {
 	if
-	:: sx && (ok[i] == OUNK || ok[i] == ODEL || sver != ov[i]) ->
-		ov[i] = sver;
-		printf("e%d sees v%d holder=%d dur=%d inst=%d rel=%d pref=%d\n", i+1, sver, sh, sd, si, sr, sp);
+	:: sx && !IGNORED(i) && (ok[i] == OUNK || ok[i] == ODEL || !oc[i]) ->
+		oc[i] = 1;
 		if
-		:: sh == 0 && sr ->
-			/* a marked release: the holder's work has returned */
-			ok[i] = OFREE; hu[i] = 0;
-#ifdef HOLE_NO_FLOOR
-			man[i] = 0
-#else
-			man[i] = LONG
-#endif
+		:: occ[i] ->
+			/* metadata only (a label): the countdown goes on from when
+			 * the content was first seen */
+			printf("e%d sees v%d: a label, same content\n", i+1, hv)
 		:: else ->
+			occ[i] = 1;
+			printf("e%d sees v%d holder=%d dur=%d inst=%d rel=%d pref=%d created=%d\n", i+1, hv, sh, sd, si, sr, sp, scr);
+			if
+			:: sh == 0 && sr ->
+				/* a marked release: the holder's work has returned */
+				ok[i] = OFREE; hu[i] = 0;
+#ifdef HOLE_NO_FLOOR
+				man[i] = 0
+#else
+				man[i] = LONG
+#endif
+			:: else ->
 #ifdef BUG_SHORTER
-			man[i] = sd;              /* count the current record's duration */
+				man[i] = sd;              /* count the current record's duration */
 #else
-			man[i] = max(man[i], sd);
+				man[i] = max(man[i], sd);
 #endif
-			if
-			:: sh == (i)+1 && si == (i)+1 -> ok[i] = OOWN
-			:: else -> ok[i] = OHELD
-			fi;
+				if
+				:: OWNREC(i) -> ok[i] = OOWN
+				:: else -> ok[i] = OHELD
+				fi;
 #ifdef BUG_EMPTY_AT_ONCE
-			if
-			:: sh == 0 -> ok[i] = OFREE     /* any empty holder taken at once */
-			:: else -> t = man[i]; extend(i, t)
-			fi
+				if
+				:: sh == 0 -> ok[i] = OFREE     /* any empty holder taken at once */
+				:: else -> t = man[i]; extend(i, t)
+				fi
 #elif defined(HOLE_EMPTY_NO_COUNT)
-			if
-			:: sh != 0 -> t = man[i]; extend(i, t) /* protocol-v2 as written */
-			:: else -> skip
+				if
+				:: sh != 0 -> t = man[i]; extend(i, t) /* protocol-v2 as written */
+				:: else -> skip
+				fi
+#else
+				t = man[i]; extend(i, t)
+#endif
 			fi
-#else
-			t = man[i]; extend(i, t)
-#endif
 		fi
-	:: sx && ok[i] != OUNK && ok[i] != ODEL && sver == ov[i] -> skip  /* same version: keep first-seen */
-	:: !sx && ok[i] != ODEL ->
-		/* a read that finds nothing: the deletion's version is unknown */
-		printf("e%d reads: not found\n", i+1);
-		pown[i] = (ok[i] == OOWN);
-		ok[i] = ODEL;
-#ifndef BUG_STALE_DELETE
-		t = max(LONG, man[i]); extend(i, t)
+	:: else ->
+		if
+		:: !sx && ok[i] != ODEL ->
+			/* a read that finds nothing: the deletion's version is
+			 * unknown; the chain stands (the create that follows is
+			 * held a lease duration) */
+			printf("e%d reads: not found\n", i+1);
+			ok[i] = ODEL; occ[i] = 0;
+#ifdef READ_EXTENDS
+			t = max(LONG, man[i]); extend(i, t)
 #endif
-	:: !sx && ok[i] == ODEL ->
-#ifndef BUG_STALE_DELETE
-		/* every read that finds nothing counts from now */
-		t = max(LONG, man[i]); extend(i, t)
-#else
-		skip
-#endif
-	fi
+		:: !sx && ok[i] == ODEL && REREAD(i) ->
+			/* READ_EXTENDS: every read that finds nothing counts from now */
+			printf("e%d reads: not found, again\n", i+1);
+			t = max(LONG, man[i]); extend(i, t)
+		:: else -> skip       /* nothing new, or a read dropped */
+		fi
+	fi;
+	t = 0
 }
 
 /* A deletion event from a complete watch (the elector saw the last record
  * before the deletion, and no version was missed): the chain stands. */
 inline seeDeleteWatch(i) {
-	printf("e%d watch: deleted after v%d\n", i+1, ov[i]);
-	pown[i] = (ok[i] == OOWN);
-	ok[i] = ODEL;
-	ov[i] = sver
+	printf("e%d watch: deleted\n", i+1);
+	ok[i] = ODEL; occ[i] = 0; pv[i] = 0;
+	oc[i] = 1
 }
 
 /* Send a write. */
-inline send(i, create, base, rel) {
-	printf("e%d sends a write (create=%d release=%d) on v%d\n", i+1, create, rel, base);
-	ws[i] = WSENT; wc[i] = create; wb[i] = base; wrel[i] = rel;
+inline send(i, create, basecur, rel) {
+	printf("e%d sends a write (create=%d release=%d)\n", i+1, create, rel);
+	ws[i] = WSENT; wc[i] = create; wbc[i] = basecur; wrel[i] = rel;
 	wv[i] = HS0 + 1
 }
 
-/* Versions only grow: a late write based on an older version can never be
- * applied; forget it (this only merges states). */
-inline gc() {
+/* Every change of the store: remembered versions are no longer current, and
+ * a late compare-and-swap can never be applied any more. */
+inline bump() {
+	hv++;
+#ifdef MAXW
+	nw++;
+#endif
 	k = 0;
 	do
-	:: k < N -> if :: os[k] && !oc[k] && ob[k] != sver -> os[k] = 0; ob[k] = 0; orel[k] = 0 :: else -> skip fi; k++
+	:: k < N ->
+		oc[k] = 0; lc[k] = 0; wbc[k] = 0; wrc[k] = 0; pv[k] = 0;
+		if :: os[k] && !ocr[k] -> os[k] = 0; orel[k] = 0 :: else -> skip fi;
+#ifdef BUG_BACKWARDS
+		/* later writes may carry the store past the version seen */
+		if :: back[k] -> back[k] = 0 :: back[k] -> skip :: else -> skip fi;
+#endif
+		k++
 	:: else -> break
 	od;
 	k = 0
 }
 
 /* Apply an elector's write (the caller checked the precondition). */
-inline apply(i, rel) {
-	sver++; sx = 1; si = (i)+1; sp = 0; sed = 0;
+inline apply(i, rel, create) {
+	bump();
+	sx = 1; si = (i)+1; sp = 0; sed = 0; scr = create;
 	if :: rel -> sh = 0; sr = 1; sd = RELD :: else -> sh = (i)+1; sr = 0; sd = LONG fi;
-	gc();
-	printf("store: e%d's write (release=%d) applied as v%d\n", i+1, rel, sver)
+	k = 0;
+	do
+	:: k < N -> occ[k] = 0; k++
+	:: else -> break
+	od;
+	k = 0;
+	printf("store: e%d's write (create=%d release=%d) applied as v%d\n", i+1, create, rel, hv)
 }
 
 #ifdef BUG_LATE_START
@@ -248,12 +340,7 @@ inline apply(i, rel) {
 #else
 #define INTIME(i) (wv[i] > 0)
 #endif
-#ifdef BUG_REOWN
-#define REOWN(i) pown[i]    /* fix 3 reverted: "it was ours", re-create at once */
-#else
-#define REOWN(i) 0
-#endif
-#define CASOK(create, base) ((create && !sx) || (!create && sx && sver == base))
+#define CASOK(i) ((wc[i] && !sx) || (!wc[i] && sx && wbc[i]))
 
 /* ------------------------------------------------------------- elector */
 
@@ -261,51 +348,67 @@ proctype Elector(byte i) {
 	byte j, t, k;
 end:
 	do
-	/* ---- observe (a read, or a watch event) */
-	:: atomic { see(i); if :: mode[i] == LEAD -> judge(i) :: else -> skip fi }
-	:: atomic { !sx && ok[i] != ODEL && ok[i] != OUNK && ov[i] == prevv ->
+	/* ---- observe (a read, or a watch event); a leader judges what it sees */
+	:: atomic { NEWS(i) || (mode[i] == LEAD && (!sx || !lc[i])) ->
+		see(i); if :: mode[i] == LEAD -> judge(i) :: else -> skip fi }
+	:: atomic { !sx && ok[i] != ODEL && ok[i] != OUNK && pv[i] ->
 		seeDeleteWatch(i); if :: mode[i] == LEAD -> judge(i) :: else -> skip fi }
 
 	/* ---- candidate: decide and send */
-	:: atomic { mode[i] == CAND && ws[i] == WNONE && ok[i] == ODEL &&
-		(hu[i] == 0 || REOWN(i)) -> send(i, 1, 0, 0) }
-	:: atomic { mode[i] == CAND && ws[i] == WNONE && (ok[i] == OFREE || ok[i] == OOWN ||
-		(ok[i] == OHELD && hu[i] == 0)) -> send(i, 0, ov[i], 0) }
+	:: atomic { mode[i] == CAND && ws[i] == WNONE && READY(i) && ok[i] == ODEL && hu[i] == 0 ->
+		send(i, 1, 0, 0) }
+	:: atomic { mode[i] == CAND && ws[i] == WNONE && READY(i) && (ok[i] == OFREE || ok[i] == OOWN ||
+		(ok[i] == OHELD && hu[i] == 0)) -> send(i, 0, oc[i], 0) }
 
 	/* ---- the network: apply the write in flight (or refuse it) */
-	:: atomic { ws[i] == WSENT && sver < MAXV ->
+	:: atomic { ws[i] == WSENT && ROOM ->
 		if
-		:: CASOK(wc[i], wb[i]) -> apply(i, wrel[i]); wres[i] = sver; ws[i] = WOK
+		:: CASOK(i) -> apply(i, wrel[i], wc[i]); wrc[i] = 1; ws[i] = WOK; ht[i] = hv
 		:: else -> ws[i] = WFAIL; printf("store: e%d's write refused\n", i+1)
 		fi }
 	/* ... or the elector gives up on it (timeout, lost request or answer):
-	 * if not applied yet it may still be applied later */
-	:: atomic { ws[i] != WNONE ->
+	 * if not applied yet it may still be applied later (a compare-and-swap
+	 * only if its base is still current) */
+	:: atomic { !healed && ws[i] != WNONE ->
 		if
-		:: ws[i] == WSENT ->
+		:: ws[i] == WSENT && (wc[i] || wbc[i]) ->
 			printf("e%d gives up on its write (it may land later)\n", i+1);
-			os[i] = 1; oc[i] = wc[i]; ob[i] = wb[i]; orel[i] = wrel[i]
+			os[i] = 1; ocr[i] = wc[i]; orel[i] = wrel[i]
+		:: ws[i] == WSENT && !wc[i] && !wbc[i] ->
+			printf("e%d gives up on its write (it can never land)\n", i+1)
 		:: else -> printf("e%d: the answer is lost\n", i+1)
 		fi;
-		ws[i] = WNONE; wc[i] = 0; wb[i] = 0; wrel[i] = 0; wv[i] = 0; wres[i] = 0;
+		ws[i] = WNONE; wc[i] = 0; wbc[i] = 0; wrel[i] = 0; wv[i] = 0; wrc[i] = 0;
 		if :: mode[i] == RELW -> mode[i] = CAND :: else -> skip fi }
 	/* a late write applied */
-	:: atomic { os[i] && sver < MAXV && CASOK(oc[i], ob[i]) ->
+	:: atomic { os[i] && ROOM && ((ocr[i] && !sx) || (!ocr[i] && sx)) ->
 		printf("late write of e%d:\n", i+1);
-		t = orel[i]; os[i] = 0; oc[i] = 0; ob[i] = 0; orel[i] = 0;
-		apply(i, t) }
+		t = orel[i]; j = ocr[i]; os[i] = 0; ocr[i] = 0; orel[i] = 0;
+		apply(i, t, j); t = 0; j = 0 }
 
 	/* ---- the answer arrives */
 	:: atomic { ws[i] == WOK ->
 		if
+#ifndef BUG_NO_HOLD
+		:: mode[i] == CAND && wc[i] ->
+			/* a create is no compare-and-swap: held, not led, for a
+			 * lease duration; then taken by compare-and-swap */
+			printf("e%d created the lock (v%d): holds it a lease duration before leading\n", i+1, ht[i])
+		:: mode[i] == CAND && !wc[i] && !INTIME(i) ->
+#else
 		:: mode[i] == CAND && !INTIME(i) ->
+#endif
 			/* the answer came after the validity it would give: no work */
 			printf("e%d acquired, but too late to work\n", i+1)
+#ifndef BUG_NO_HOLD
+		:: mode[i] == CAND && !wc[i] && INTIME(i) ->
+#else
 		:: mode[i] == CAND && INTIME(i) ->
+#endif
 			/* the acquisition succeeded: a new term, validity from the send */
-			mode[i] = LEAD; lastv[i] = wres[i]; vol[i] = 0;
+			mode[i] = LEAD; lc[i] = wrc[i]; vol[i] = 0;
 			hs[i] = (wv[i] > 0 -> wv[i] - 1 : 0);
-			printf("e%d LEADS (token v%d), may work %d more ticks: WORK STARTS\n", i+1, wres[i], hs[i]);
+			printf("e%d LEADS (token v%d), may work %d more ticks: WORK STARTS\n", i+1, ht[i], hs[i]);
 			/* THE INVARIANT: no two electors work at once */
 			j = 0;
 			do
@@ -317,32 +420,38 @@ end:
 		:: mode[i] == LEAD ->
 			/* a renewal: extend validity from its send */
 			t = (wv[i] > 0 -> wv[i] - 1 : 0);
-			hs[i] = max(hs[i], t); lastv[i] = wres[i];
-			printf("e%d renewed: v%d, may work %d more ticks\n", i+1, wres[i], hs[i])
-		:: mode[i] == STOP || mode[i] == REL -> lastv[i] = wres[i]
+			hs[i] = max(hs[i], t); lc[i] = wrc[i];
+			printf("e%d renewed, may work %d more ticks\n", i+1, hs[i])
+		:: mode[i] == STOP || mode[i] == REL -> lc[i] = wrc[i]
 		:: mode[i] == RELW -> mode[i] = CAND; printf("e%d released\n", i+1)
 		fi;
-		ws[i] = WNONE; wc[i] = 0; wb[i] = 0; wrel[i] = 0; wv[i] = 0; wres[i] = 0; t = 0;
+		ws[i] = WNONE; wc[i] = 0; wbc[i] = 0; wrel[i] = 0; wv[i] = 0; wrc[i] = 0; t = 0;
 		see(i) }
+	/* a refusal: re-read, and judge what is there */
 	:: atomic { ws[i] == WFAIL ->
-		ws[i] = WNONE; wc[i] = 0; wb[i] = 0; wrel[i] = 0; wv[i] = 0; wres[i] = 0;
+		ws[i] = WNONE; wc[i] = 0; wbc[i] = 0; wrel[i] = 0; wv[i] = 0; wrc[i] = 0;
+		see(i);
 		if
-		:: mode[i] == LEAD -> see(i); judge(i)   /* re-read: judge what is there */
+		:: mode[i] == LEAD -> judge(i)
 		:: mode[i] == RELW -> mode[i] = CAND     /* not ours any more: nothing to release */
 		:: else -> skip
-		fi }
+		fi;
+#ifdef LIVENESS
+		if :: healed && mode[i] == CAND -> bo[i] = 1 :: else -> skip fi
+#endif
+		}
 
 	/* ---- leader */
-	:: atomic { mode[i] == LEAD && ws[i] == WNONE -> send(i, 0, lastv[i], 0) }   /* renew */
+	:: atomic { mode[i] == LEAD && ws[i] == WNONE -> send(i, 0, lc[i], 0) }   /* renew */
 	:: atomic { mode[i] == LEAD -> mode[i] = STOP; vol[i] = 1;   /* work returns / resign */
 		printf("e%d resigns: work cancelled (still running until it returns)\n", i+1) }
 	:: atomic { mode[i] == LEAD && hs[i] <= LATE -> mode[i] = STOP; vol[i] = 0;  /* the validity timer */
 		printf("e%d validity timer: cancel\n", i+1) }
 	:: atomic { mode[i] == STOP -> work[i] = 0; hs[i] = 0; printf("e%d WORK RETURNED\n", i+1);
-		if :: vol[i] -> mode[i] = REL :: else -> mode[i] = CAND; lastv[i] = 0 fi }  /* the work has returned */
+		if :: vol[i] -> mode[i] = REL :: else -> mode[i] = CAND; lc[i] = 0 fi }  /* the work has returned */
 	:: atomic { mode[i] == REL && ws[i] == WNONE ->
 		/* the marked release, after the work returned */
-		send(i, 0, lastv[i], 1); mode[i] = RELW; lastv[i] = 0 }
+		send(i, 0, lc[i], 1); mode[i] = RELW; lc[i] = 0 }
 	od
 }
 
@@ -350,11 +459,10 @@ end:
 
 /* Every operator write keeps the annotations (instance) of the record it
  * edits, as kubectl edit or a read-modify-write client does. */
-inline bump() {
-	sver++;
+inline edited() {
 	k = 0;
 	do
-	:: k < N -> if :: os[k] && !oc[k] && ob[k] != sver -> os[k] = 0; ob[k] = 0; orel[k] = 0 :: else -> skip fi; k++
+	:: k < N -> occ[k] = 0; k++
 	:: else -> break
 	od;
 	k = 0
@@ -364,42 +472,91 @@ active proctype Operator() {
 	byte k;
 end:
 	do
-	:: atomic { ops < OPS && sx && sver < MAXV && sh != 0 && sd != SHORT -> bump(); sd = SHORT; sed = 1; ops++;
-		printf("OPERATOR edits the duration to %d: v%d\n", SHORT, sver) }
-	:: atomic { ops < OPS && sx && sver < MAXV && sh != 0 -> bump(); sh = 0; sed = 1; ops++;
-		printf("OPERATOR empties the holder (no release mark): v%d\n", sver) }
-	:: atomic { ops < OPS && sx && sver < MAXV && sh != STRANGER -> bump(); sh = STRANGER; sed = 1; ops++;
-		printf("OPERATOR sets holder %d: v%d\n", STRANGER, sver) }
-	:: atomic { ops < OPS && sx && sver < MAXV && sh != 0 && sp == 0 -> bump(); sp = 1 + (sh % N);
+	:: atomic { !healed && ops < OPS && sx && ROOM && sh != 0 && sd != SHORT -> bump(); edited(); sd = SHORT; sed = 1; ops++;
+		printf("OPERATOR edits the duration to %d: v%d\n", SHORT, hv) }
+	:: atomic { !healed && ops < OPS && sx && ROOM && sh != 0 -> bump(); edited(); sh = 0; sed = 1; ops++;
+		printf("OPERATOR empties the holder (no release mark): v%d\n", hv) }
+	:: atomic { !healed && ops < OPS && sx && ROOM && sh != STRANGER -> bump(); edited(); sh = STRANGER; sed = 1; ops++;
+		printf("OPERATOR sets holder %d: v%d\n", STRANGER, hv) }
+	:: atomic { !healed && ops < OPS && sx && ROOM && sh != 0 && sp == 0 -> bump(); edited(); sp = 1 + (sh % N);
 		if :: sed == 0 -> sed = 2 :: else -> skip fi; ops++;
-		printf("OPERATOR asks for a handover to %d: v%d\n", sp, sver) }
-	:: atomic { ops < OPS && sx && sver < MAXV -> bump(); ops++;
-		printf("OPERATOR adds a label: v%d\n", sver) }
-	:: atomic { ops < OPS && dels < DELS && sx && sver < MAXV -> prevv = sver; bump(); sx = 0;
-		sh = 0; sd = 0; si = 0; sr = 0; sp = 0; sed = 0; ops++; dels++;
-		printf("OPERATOR deletes: v%d\n", sver) }
+		printf("OPERATOR asks for a handover to %d: v%d\n", sp, hv) }
+	:: atomic { !healed && ops < OPS && sx && ROOM -> bump(); ops++;
+		printf("OPERATOR adds a label: v%d\n", hv) }
+	:: atomic { !healed && ops < OPS && dels < DELS && sx && ROOM ->
+		k = 0;
+		do
+		:: k < N -> pv[k] = oc[k]; k++   /* who saw the version before the deletion */
+		:: else -> break
+		od;
+		k = 0;
+		hv++;
+#ifdef MAXW
+		nw++;
+#endif
+		do
+		:: k < N ->
+			oc[k] = 0; lc[k] = 0; wbc[k] = 0; wrc[k] = 0; occ[k] = 0;
+			if :: os[k] && !ocr[k] -> os[k] = 0; orel[k] = 0 :: else -> skip fi;
+			k++
+		:: else -> break
+		od;
+		k = 0;
+		sx = 0; sh = 0; sd = 0; si = 0; sr = 0; sp = 0; sed = 0; scr = 0; ops++; dels++;
+		printf("OPERATOR deletes: v%d\n", hv) }
+#ifdef RESTORE
+	/* etcd restored from a backup taken before all this: the record of an
+	 * old holder (dead), at a version lower than any seen since */
+	:: atomic { !healed && ops < OPS && ROOM ->
+		k = 0;
+		do
+		:: k < N ->
+#ifdef BUG_BACKWARDS
+			back[k] = (ok[k] != OUNK);
+#endif
+			k++
+		:: else -> break
+		od;
+		k = 0;
+		bump(); edited();
+		sx = 1; sh = STRANGER; sd = LONG; si = STRANGER; sr = 0; sp = 0; sed = 0; scr = 0; ops++;
+		printf("OPERATOR restores etcd from a backup: holder %d, a version lower than any seen\n", STRANGER) }
+#endif
+#ifdef LIVENESS
+	/* from here on: no operator action, no lost message, and every request
+	 * is answered within a tick */
+	:: atomic { !healed -> healed = 1; printf("HEALED\n") }
+#endif
 	od
 }
 
 /* --------------------------------------------------------------- clock */
+
+#if N > 2
+#define IDLE (ws[0] == WNONE && ws[1] == WNONE && ws[2] == WNONE)
+#define HARDSTOPS ((!work[0] || hs[0] > 0) && (!work[1] || hs[1] > 0) && (!work[2] || hs[2] > 0))
+#else
+#define IDLE (ws[0] == WNONE && ws[1] == WNONE)
+#define HARDSTOPS ((!work[0] || hs[0] > 0) && (!work[1] || hs[1] > 0))
+#endif
 
 active proctype Clock() {
 	byte k;
 end:
 	do
 	:: atomic {
-		/* time cannot pass a working leader's hard stop */
-		(!work[0] || hs[0] > 0) && (N < 2 || !work[1] || hs[1] > 0)
-#if N > 2
-		&& (!work[2] || hs[2] > 0)
-#endif
-		->
+		/* time cannot pass a working leader's hard stop; once healed,
+		 * requests are answered within a tick */
+		HARDSTOPS && (!healed || IDLE) ->
 		k = 0;
 		do
 		:: k < N ->
 			if :: hs[k] > 0 -> hs[k]-- :: else -> skip fi;
 			if :: hu[k] > 0 -> hu[k]-- :: else -> skip fi;
 			if :: wv[k] > 0 -> wv[k]-- :: else -> skip fi;
+#ifdef LIVENESS
+			bo[k] = 0;
+#endif
 			k++
 		:: else -> break
 		od;
@@ -412,7 +569,7 @@ init {
 	byte n = 0;
 	atomic {
 		/* a released record of an earlier term */
-		sx = 1; sver = 1; sh = 0; sr = 1; sd = RELD; si = 1;
+		sx = 1; hv = 1; sh = 0; sr = 1; sd = RELD; si = 1;
 		do
 		:: n < N ->
 #ifdef HOLE_NO_FLOOR
@@ -430,3 +587,14 @@ init {
 		od
 	}
 }
+
+#ifdef LIVENESS
+#if N > 2
+#define SOMELEADER (mode[0] == LEAD || mode[1] == LEAD || mode[2] == LEAD)
+#else
+#define SOMELEADER (mode[0] == LEAD || mode[1] == LEAD)
+#endif
+/* Once the faults stop, a leader exists again and again (never for good
+ * absent): checked with weak fairness (pan -a -f). */
+ltl live { [] (healed -> <> SOMELEADER) }
+#endif
