@@ -811,16 +811,24 @@ func TestResign(t *testing.T) {
 	}
 }
 
-func TestHandoverToPreferredHolder(t *testing.T) {
-	h := newHarness(t)
-	ml := newMemLock()
-	a, b, c := h.elector("a", ml, nil), h.elector("b", ml, nil), h.elector("c", ml, nil)
-	la, lb, lc := newLead(), newLead(), newLead()
+// ledByA starts electors a, b and c on ml, a first: it returns once a
+// leads and b and c have observed it.
+func ledByA(t *testing.T, h *harness, ml Lock) (a, b, c *Elector, la, lb, lc *lead) {
+	t.Helper()
+	a, b, c = h.elector("a", ml, nil), h.elector("b", ml, nil), h.elector("c", ml, nil)
+	la, lb, lc = newLead(), newLead(), newLead()
 	run(t, a, la)
 	eventually(t, "a elected", func() bool { return la.count() == 1 })
 	run(t, b, lb)
 	run(t, c, lc)
 	eventually(t, "b, c observe a", func() bool { return b.Leader().Identity == "a" && c.Leader().Identity == "a" })
+	return a, b, c, la, lb, lc
+}
+
+func TestHandoverToPreferredHolder(t *testing.T) {
+	h := newHarness(t)
+	ml := newMemLock()
+	_, _, _, la, lb, lc := ledByA(t, h, ml)
 	r, _ := ml.get()
 	r.PreferredHolder = "c"
 	ml.apply(r) // what `leadership handover --to c` writes

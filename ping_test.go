@@ -50,13 +50,7 @@ func writePing(ml *memLock, ping string) {
 func TestFollowerAnswersPing(t *testing.T) {
 	h := newHarness(t)
 	ml := newMemLock()
-	a, b, c := h.elector("a", ml, nil), h.elector("b", ml, nil), h.elector("c", ml, nil)
-	la, lb, lc := newLead(), newLead(), newLead()
-	run(t, a, la)
-	eventually(t, "a elected", func() bool { return la.count() == 1 })
-	run(t, b, lb)
-	run(t, c, lc)
-	eventually(t, "b, c observe a", func() bool { return b.Leader().Identity == "a" && c.Leader().Identity == "a" })
+	a, b, c, la, lb, lc := ledByA(t, h, ml)
 	ob, oc := b.snapshot(), c.snapshot()
 	// Later than the observations, so that a probe taken for a renewal
 	// would restart the countdowns; earlier than a's renewal.

@@ -14,16 +14,22 @@ import (
 	"github.com/leadership-dev/leadership/kubelease"
 )
 
-func ExampleNew() {
+// inClusterLock is the lock on Lease payments/credential-renewer, through
+// the pod's service account.
+func inClusterLock() (*kubelease.Lock, error) {
 	cfg, err := rest.InClusterConfig()
 	if err != nil {
-		return
+		return nil, err
 	}
 	cs, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
-		return
+		return nil, err
 	}
-	lock, err := kubelease.New(cs.CoordinationV1(), "payments", "credential-renewer")
+	return kubelease.New(cs.CoordinationV1(), "payments", "credential-renewer")
+}
+
+func ExampleNew() {
+	lock, err := inClusterLock()
 	if err != nil {
 		return
 	}
@@ -48,15 +54,7 @@ func ExampleEncode() {
 }
 
 func ExampleLock_AnswerPing() {
-	cfg, err := rest.InClusterConfig()
-	if err != nil {
-		return
-	}
-	cs, err := kubernetes.NewForConfig(cfg)
-	if err != nil {
-		return
-	}
-	lock, err := kubelease.New(cs.CoordinationV1(), "payments", "credential-renewer")
+	lock, err := inClusterLock()
 	if err != nil {
 		return
 	}

@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/leadership-dev/leadership/internal/proctest"
 )
 
 var testLog = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
@@ -68,11 +70,6 @@ func eventually(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-func exists(pid int) bool {
-	_, err := os.Stat("/proc/" + strconv.Itoa(pid))
-	return err == nil
-}
-
 // TestReaperReapsOrphans: an orphan re-parented to the subreaper is reaped
 // when it exits (no zombie is left), while a child that other code of this
 // process waits for (in its own process group) is left to that code.
@@ -90,7 +87,7 @@ func TestReaperReapsOrphans(t *testing.T) {
 	if err != nil || p.PPid != os.Getpid() {
 		t.Fatalf("orphan %d not re-parented to this subreaper: %+v, %v", pid, p, err)
 	}
-	eventually(t, "the orphan to be reaped", func() bool { return !exists(pid) })
+	eventually(t, "the orphan to be reaped", func() bool { return !proctest.Exists(pid) })
 
 	// Children in this process's own group belong to their starters.
 	for i := 0; i < 20; i++ {
@@ -115,7 +112,7 @@ func TestKillAdopted(t *testing.T) {
 	if err := r.KillAdopted(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if exists(pid) {
+	if proctest.Exists(pid) {
 		t.Fatalf("adopted daemon %d exists after KillAdopted", pid)
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/leadership-dev/leadership/internal/contain"
+	"github.com/leadership-dev/leadership/internal/proctest"
 	"github.com/leadership-dev/leadership/internal/watchdog"
 )
 
@@ -223,36 +224,6 @@ func TestCommandNotFound(t *testing.T) {
 	}
 }
 
-// exists reports whether pid is in /proc at all, zombie or not.
-func exists(pid int) bool {
-	_, err := os.Stat("/proc/" + strconv.Itoa(pid))
-	return err == nil
-}
-
-// readPids waits for n pids, one per line, in path.
-func readPids(t *testing.T, path string, n int) []int {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		b, _ := os.ReadFile(path)
-		if lines := strings.Split(string(b), "\n"); len(lines) > n {
-			pids := make([]int, n)
-			for i := range pids {
-				p, err := strconv.Atoi(strings.TrimSpace(lines[i]))
-				if err != nil {
-					t.Fatalf("%s: %v", path, err)
-				}
-				pids[i] = p
-			}
-			return pids
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no %d pids in %s", n, path)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 // daemons is a script whose work leaves its process group: a setsid
 // daemon and a double-forked one in a session of its own, both ignoring
 // SIGTERM, their pids written to pids; the script itself exits on SIGTERM
@@ -287,14 +258,14 @@ func TestStopKillsDaemons(t *testing.T) {
 				}
 				done <- res
 			}()
-			pids := readPids(t, pidFile, 2)
+			pids := proctest.ReadPids(t, pidFile, 2)
 			cancel()
 			res := <-done
 			if !res.Stopped || !res.Started {
 				t.Fatalf("result %+v, want started and stopped", res)
 			}
 			for _, p := range pids {
-				if exists(p) {
+				if proctest.Exists(p) {
 					t.Errorf("daemon %d exists after Run returned", p)
 				}
 			}
@@ -319,7 +290,7 @@ func TestKillAtOnceOnForeignWrite(t *testing.T) {
 		}
 		done <- res
 	}()
-	pids := readPids(t, pidFile, 2)
+	pids := proctest.ReadPids(t, pidFile, 2)
 	cancel(fmt.Errorf("term ended: %w", errForeign))
 	cancelled := time.Now()
 	res := <-done
@@ -333,7 +304,7 @@ func TestKillAtOnceOnForeignWrite(t *testing.T) {
 		t.Error("the command got SIGTERM; a foreign write calls for SIGKILL at once")
 	}
 	for _, p := range pids {
-		if exists(p) {
+		if proctest.Exists(p) {
 			t.Errorf("daemon %d exists after Run returned", p)
 		}
 	}
@@ -353,7 +324,7 @@ func TestLostWatchdogKillsTree(t *testing.T) {
 		})
 		if err == nil {
 			go func() {
-				readPids(t, pidFile, 2)
+				proctest.ReadPids(t, pidFile, 2)
 				_ = syscall.Kill(c.Pid(), syscall.SIGSTOP)
 			}()
 		}
@@ -366,8 +337,8 @@ func TestLostWatchdogKillsTree(t *testing.T) {
 	if !res.Stopped {
 		t.Errorf("result %+v, want stopped", res)
 	}
-	for _, p := range readPids(t, pidFile, 2) {
-		if exists(p) {
+	for _, p := range proctest.ReadPids(t, pidFile, 2) {
+		if proctest.Exists(p) {
 			t.Errorf("daemon %d exists after Run returned", p)
 		}
 	}
@@ -431,7 +402,7 @@ func TestReturnsOnlyOnceTreeIsDead(t *testing.T) {
 	for time.Now().Before(until) {
 		select {
 		case <-done:
-			if exists(pid) {
+			if proctest.Exists(pid) {
 				t.Fatalf("Run returned while process %d (killed, in uninterruptible sleep) still exists", pid)
 			}
 			t.Fatalf("process %d died while frozen: the test cannot hold a process in uninterruptible sleep here", pid)
@@ -444,7 +415,7 @@ func TestReturnsOnlyOnceTreeIsDead(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatal("Run did not return after the process was thawed")
 	}
-	if exists(pid) {
+	if proctest.Exists(pid) {
 		t.Fatalf("process %d exists after Run returned", pid)
 	}
 }

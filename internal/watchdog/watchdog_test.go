@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -15,6 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/leadership-dev/leadership/internal/contain"
+	"github.com/leadership-dev/leadership/internal/proctest"
 )
 
 // The test binary doubles as the watchdog process:
@@ -66,35 +66,6 @@ func wait(t *testing.T, ch <-chan struct{}, what string) {
 	case <-time.After(30 * time.Second):
 		t.Fatalf("timed out waiting for %s", what)
 	}
-}
-
-// readPids waits for n pids, one per line, in path.
-func readPids(t *testing.T, path string, n int) []int {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		b, _ := os.ReadFile(path)
-		if lines := strings.Split(string(b), "\n"); len(lines) > n {
-			pids := make([]int, n)
-			for i := range pids {
-				p, err := strconv.Atoi(strings.TrimSpace(lines[i]))
-				if err != nil {
-					t.Fatalf("%s: %v", path, err)
-				}
-				pids[i] = p
-			}
-			return pids
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no %d pids in %s", n, path)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
-func exists(pid int) bool {
-	_, err := os.Stat("/proc/" + strconv.Itoa(pid))
-	return err == nil
 }
 
 // daemons is a script whose work leaves its process group: a setsid
@@ -184,11 +155,11 @@ func TestStopKillsDaemons(t *testing.T) {
 			pidFile := filepath.Join(t.TempDir(), "pids")
 			c := start(t, cg, daemons(pidFile))
 			c.SetDeadline(In(time.Hour), time.Second)
-			pids := readPids(t, pidFile, 2)
+			pids := proctest.ReadPids(t, pidFile, 2)
 			c.Stop(200 * time.Millisecond)
 			wait(t, c.Gone(), "the tree gone")
 			for _, p := range pids {
-				if exists(p) {
+				if proctest.Exists(p) {
 					t.Errorf("daemon %d exists after gone", p)
 				}
 			}
@@ -237,8 +208,8 @@ func TestExitKillsLeftovers(t *testing.T) {
 	if ws := c.Status(); !ws.Exited() || ws.ExitStatus() != 3 {
 		t.Fatalf("status %v, want exit 3", ws)
 	}
-	for _, p := range readPids(t, pidFile, 1) {
-		if exists(p) {
+	for _, p := range proctest.ReadPids(t, pidFile, 1) {
+		if proctest.Exists(p) {
 			t.Errorf("leftover %d exists after gone", p)
 		}
 	}
@@ -257,11 +228,11 @@ func TestSupervisorGoneKillsTree(t *testing.T) {
 			pidFile := filepath.Join(t.TempDir(), "pids")
 			c := start(t, cg, daemons(pidFile))
 			c.SetDeadline(In(time.Hour), time.Second)
-			pids := readPids(t, pidFile, 2)
+			pids := proctest.ReadPids(t, pidFile, 2)
 			c.shut() // closes the pipe, as the kernel does for a killed supervisor
 			wait(t, c.Exited(), "the watchdog's exit")
 			for _, p := range pids {
-				if exists(p) {
+				if proctest.Exists(p) {
 					t.Errorf("daemon %d outlived its supervisor", p)
 				}
 			}
