@@ -7,13 +7,7 @@ import (
 	"maps"
 	"strings"
 	"time"
-
-	"k8s.io/apimachinery/pkg/util/wait"
 )
-
-// ErrHandover ends a term whose holder was asked to hand over to another
-// replica (Record.PreferredHolder).
-var ErrHandover = errors.New("leadership: handover requested")
 
 type action int
 
@@ -175,18 +169,18 @@ func (e *Elector) campaign(ctx context.Context) (Term, Record, error) {
 			e.log.Debug("lost the race for the lock; re-reading it", "error", err)
 			if _, err := e.refresh(ctx); err != nil && ctx.Err() == nil {
 				errs.log(e.log, e.clock.Now(), "cannot read the lock; retrying", err)
-				e.sleep(ctx, wait.Jitter(e.cfg.RetryPeriod, 0.2))
+				e.sleep(ctx, jitter(e.cfg.RetryPeriod))
 				continue
 			}
 			o := e.snapshot()
 			proven, _ := e.provenAt(o)
 			if act, _ := e.decide(o, e.clock.Now(), o.exists && e.isMine(o.rec), proven); act != actWait {
-				e.sleep(ctx, wait.Jitter(e.cfg.RetryPeriod, 0.2))
+				e.sleep(ctx, jitter(e.cfg.RetryPeriod))
 			}
 			continue
 		}
 		errs.log(e.log, e.clock.Now(), "cannot acquire the lock; retrying", err)
-		e.sleep(ctx, wait.Jitter(e.cfg.RetryPeriod, 0.2))
+		e.sleep(ctx, jitter(e.cfg.RetryPeriod))
 	}
 }
 

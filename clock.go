@@ -1,6 +1,7 @@
 package leadership
 
 import (
+	"math/rand"
 	"time"
 
 	"k8s.io/utils/clock"
@@ -61,4 +62,18 @@ func (b *clockBootTimer) Stop() {
 		b.t.Stop()
 	}
 	close(b.stop)
+}
+
+// bootTimer fires when the boot clock reaches a deadline.
+type bootTimer interface {
+	Set(deadline time.Duration) error
+	C() <-chan struct{}
+	Stop()
+}
+
+// jitter returns d plus up to a fifth of it, at random, so that replicas
+// that failed together do not retry in lockstep. It draws from math/rand's
+// global source, which the simulation seeds to replay a scenario.
+func jitter(d time.Duration) time.Duration {
+	return d + time.Duration(0.2*rand.Float64()*float64(d))
 }

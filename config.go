@@ -84,12 +84,15 @@ type Config struct {
 	// leader's validity.
 	StopMargin time.Duration
 
-	// ReleaseOnStop, when true, makes a leader that stops (its Run context is
-	// done, or lead returned) write an empty holder once its work has
-	// returned, so that a successor takes over in milliseconds instead of
-	// after LeaseDuration. nil means true. Set it to false only if a quick
-	// restart of the same replica should usually win the lock back.
-	ReleaseOnStop *bool
+	// KeepLockOnStop, when true, makes a leader whose Run context is done
+	// leave the lock held: successors take over only after LeaseDuration.
+	// The zero value releases it: once the work has returned, the leader
+	// writes an empty holder and a successor takes over in milliseconds.
+	// Set it only if a quick restart of the same replica should usually win
+	// the lock back (Restart does that without keeping the lock). It
+	// applies to a stop only: a term that lead or Resign ends is released
+	// anyway.
+	KeepLockOnStop bool
 
 	// Restart enables the fast takeover of a leader that crashed in place:
 	// its container restarted in the same pod. The zero value disables it.
@@ -196,10 +199,6 @@ func (c Config) withDefaults() Config {
 	if c.Restart.MaxQuickCrashes == 0 {
 		c.Restart.MaxQuickCrashes = DefaultMaxQuickCrashes
 	}
-	if c.ReleaseOnStop == nil {
-		t := true
-		c.ReleaseOnStop = &t
-	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
@@ -297,5 +296,3 @@ func (c Config) validity() time.Duration {
 // termValidity is how long after a successful write was sent the term's
 // context is cancelled: the validity less the stop margin.
 func (c Config) termValidity() time.Duration { return c.validity() - c.StopMargin }
-
-func (c Config) releaseOnStop() bool { return c.ReleaseOnStop == nil || *c.ReleaseOnStop }

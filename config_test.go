@@ -14,7 +14,7 @@ func TestConfigDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	if c.LeaseDuration != 15*time.Second || c.RenewInterval != 5*time.Second || c.RetryPeriod != 2*time.Second ||
-		c.MaxClockDrift != 0.01 || c.StopMargin != 100*time.Millisecond || !c.releaseOnStop() || c.Logger == nil {
+		c.MaxClockDrift != 0.01 || c.StopMargin != 100*time.Millisecond || c.KeepLockOnStop || c.Logger == nil {
 		t.Fatalf("defaults: %+v", c)
 	}
 	c, err = Config{Identity: "a", MaxClockDrift: None, StopMargin: None}.validated()

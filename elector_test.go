@@ -529,14 +529,13 @@ func TestReleaseOnlyAfterLeadReturned(t *testing.T) {
 func TestNoReleaseWhenDisabled(t *testing.T) {
 	h := newHarness(t)
 	ml := newMemLock()
-	f := false
-	e := h.elector("a", ml, func(c *Config) { c.ReleaseOnStop = &f })
+	e := h.elector("a", ml, func(c *Config) { c.KeepLockOnStop = true })
 	l := newLead()
 	stop := run(t, e, l)
 	eventually(t, "elected", func() bool { return l.count() == 1 })
 	stop()
 	if r, _ := ml.get(); r.HolderIdentity != "a" {
-		t.Fatalf("released although ReleaseOnStop=false: %+v", r)
+		t.Fatalf("released although KeepLockOnStop: %+v", r)
 	}
 }
 

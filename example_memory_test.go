@@ -105,3 +105,30 @@ func ExampleElector_Proclaim_inMemory() {
 	// Output:
 	// replica-b reads sweep-last-run = 2026-12-02T03:00:00Z
 }
+
+// Two sets of hooks on one elector, as `leadership run` feeds its metrics
+// and its Kubernetes Events: each moment reaches both, in order.
+func ExampleJoinHooks() {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	acquired := make(chan struct{})
+	audit := leadership.Hooks{OnAcquire: func(t leadership.Term, previous string, _ time.Duration) {
+		fmt.Printf("audit: %s acquired the lock (previous holder %q)\n", t.Identity, previous)
+	}}
+	metrics := leadership.Hooks{OnAcquire: func(leadership.Term, string, time.Duration) {
+		fmt.Println("metrics: terms_total+1")
+		close(acquired)
+	}}
+	e, err := leadership.New(releasedLock(), leadership.Config{Identity: "replica-a", Hooks: leadership.JoinHooks(audit, metrics)})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	go func() {
+		_ = e.Run(ctx, func(ctx context.Context, _ leadership.Term) error { <-ctx.Done(); return nil })
+	}()
+	<-acquired
+	// Output:
+	// audit: replica-a acquired the lock (previous holder "")
+	// metrics: terms_total+1
+}

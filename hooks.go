@@ -1,6 +1,9 @@
 package leadership
 
-import "time"
+import (
+	"context"
+	"time"
+)
 
 // Hooks receive the elector's notable moments, for metrics, Kubernetes
 // Events and audit logs. Any of them may be nil. They are called one at a
@@ -28,4 +31,95 @@ type Hooks struct {
 	OnRelease func(t Term, err error)
 	// OnLeader follows every change of the observed holder.
 	OnLeader func(l Leader)
+}
+
+// hookLoop calls queued hooks in order, outside the elector's lock, so that
+// a hook may call Leader, Healthy or Observe.
+func (e *Elector) hookLoop(ctx context.Context) {
+	for {
+		e.mu.Lock()
+		q := e.hookq
+		e.hookq = nil
+		e.mu.Unlock()
+		for _, f := range q {
+			f()
+		}
+		if len(q) > 0 {
+			continue
+		}
+		select {
+		case <-e.hookWake:
+		case <-ctx.Done():
+			e.mu.Lock()
+			q := e.hookq
+			e.hookq = nil
+			e.mu.Unlock()
+			for _, f := range q {
+				f()
+			}
+			return
+		}
+	}
+}
+
+// hook schedules f on the hooks goroutine.
+func (e *Elector) hook(f func()) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.queueHook(f)
+}
+
+// queueHook schedules f on the hooks goroutine. Called with mu held.
+func (e *Elector) queueHook(f func()) {
+	e.hookq = append(e.hookq, f)
+	select {
+	case e.hookWake <- struct{}{}:
+	default:
+	}
+}
+
+// JoinHooks returns Hooks that call, for each moment, the hooks of hs that
+// are set, in the order of hs: one elector can then feed metrics, Events
+// and a log at once. A moment no hook of hs is set for stays nil.
+func JoinHooks(hs ...Hooks) Hooks {
+	var out Hooks
+	for _, h := range hs {
+		out.OnAttempt = chain1(out.OnAttempt, h.OnAttempt)
+		out.OnAcquire = chain3(out.OnAcquire, h.OnAcquire)
+		out.OnRenew = chain2(out.OnRenew, h.OnRenew)
+		out.OnTermEnd = chain2(out.OnTermEnd, h.OnTermEnd)
+		out.OnRelease = chain2(out.OnRelease, h.OnRelease)
+		out.OnLeader = chain1(out.OnLeader, h.OnLeader)
+	}
+	return out
+}
+
+func chain1[A any](f, g func(A)) func(A) {
+	if f == nil {
+		return g
+	}
+	if g == nil {
+		return f
+	}
+	return func(a A) { f(a); g(a) }
+}
+
+func chain2[A, B any](f, g func(A, B)) func(A, B) {
+	if f == nil {
+		return g
+	}
+	if g == nil {
+		return f
+	}
+	return func(a A, b B) { f(a, b); g(a, b) }
+}
+
+func chain3[A, B, C any](f, g func(A, B, C)) func(A, B, C) {
+	if f == nil {
+		return g
+	}
+	if g == nil {
+		return f
+	}
+	return func(a A, b B, c C) { f(a, b, c); g(a, b, c) }
 }

@@ -7,8 +7,6 @@ import (
 	"maps"
 	"sync"
 	"time"
-
-	"k8s.io/apimachinery/pkg/util/wait"
 )
 
 // leadTerm runs lead for one term and returns once lead has returned and the
@@ -141,7 +139,7 @@ loop:
 					errs.log(e.log, e.clock.Now(), "renewal failed; retrying until validity runs out", r.err)
 				}
 				pending, inflight = append(inflight, pending...), nil
-				renewT.Reset(wait.Jitter(e.cfg.RetryPeriod, 0.2))
+				renewT.Reset(jitter(e.cfg.RetryPeriod))
 			case r.adopted:
 				ls.last = r.rec
 				pending, inflight = append(inflight, pending...), nil
@@ -216,7 +214,7 @@ loop:
 	}
 	// A term ended by someone else's write (lost, deleted, clash) or by
 	// validity running out is not ours to release; a stop is, if asked.
-	if voluntary || (ctx.Err() != nil && errors.Is(cause, context.Cause(ctx)) && e.cfg.releaseOnStop()) {
+	if voluntary || (ctx.Err() != nil && errors.Is(cause, context.Cause(ctx)) && !e.cfg.KeepLockOnStop) {
 		relErr = e.release(ls)
 		if h := e.cfg.Hooks.OnRelease; h != nil {
 			e.hook(func() { h(t, relErr) })
@@ -409,4 +407,20 @@ func (e *Elector) release(ls *leaderState) error {
 		}
 	}
 	return errors.New("leadership: not released: the lock kept changing")
+}
+
+type leaderState struct {
+	term Term
+	// last is our last successful write, or a record adopted as ours
+	// since. Owned by the leader loop.
+	last Record
+	// lastRenew is when the last renewal succeeded; guarded by mu.
+	lastRenew time.Time
+	// ended is set, under mu, the moment the term's context is done.
+	ended bool
+	// ignorePreferred is the requested successor present when the term
+	// began: a request older than the term is void.
+	ignorePreferred string
+	// done is closed once lead has returned and the release is written.
+	done chan struct{}
 }

@@ -2,7 +2,6 @@ package leadership
 
 import (
 	"context"
-	"errors"
 	"maps"
 	"strings"
 	"time"
@@ -214,13 +213,3 @@ func PingTarget(ping string) (string, bool) {
 	}
 	return ping[:i], true
 }
-
-// Errors a Lock reports. Backends wrap them with detail; test with errors.Is.
-var (
-	ErrNotFound  = errors.New("lock not found")
-	ErrConflict  = errors.New("lock changed concurrently")
-	ErrForbidden = errors.New("permission denied")
-	// ErrExpired: a watch asked for a version the store no longer keeps
-	// (Kubernetes' 410 Gone); read the record again and watch from there.
-	ErrExpired = errors.New("watch version expired")
-)

@@ -13,8 +13,7 @@ import (
 // restartCfg configures an elector of replica "a" in pod uid with dir.
 func restartCfg(dir, uid string, mod func(*RestartProof)) func(*Config) {
 	return func(c *Config) {
-		no := false
-		c.ReleaseOnStop = &no // a crash does not release
+		c.KeepLockOnStop = true // a crash does not release
 		c.Restart = RestartProof{Dir: dir, PodUID: uid, MinTerm: None}
 		if mod != nil {
 			mod(&c.Restart)
@@ -306,7 +305,7 @@ func TestRestartWaitsForATermThatReleased(t *testing.T) {
 	cfg := restartCfg(dir, "uid-1", nil)
 	e := h.elector("a", ml, func(c *Config) {
 		cfg(c)
-		c.ReleaseOnStop = nil // a graceful stop releases
+		c.KeepLockOnStop = false // a graceful stop releases
 	})
 	l := newLead()
 	stop := run(t, e, l)

@@ -830,7 +830,7 @@ func runScenario(t *testing.T, sc scenario) outcome {
 	out.sc = sc
 	synctest.Test(t, func(t *testing.T) {
 		// The elector draws its retry jitter from math/rand's global
-		// source (through k8s.io/apimachinery's wait.Jitter). Seeding it
+		// source (jitter in clock.go). Seeding it
 		// makes replays repeat far more often; randseednop=0 above keeps
 		// Seed from being a no-op.
 		//lint:ignore SA1019 the only way to make the elector's jitter repeatable

@@ -3,7 +3,6 @@ package leadership
 import (
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
 	"os"
 	"sync"
 	"time"
@@ -55,26 +54,6 @@ func (t Term) Remaining() time.Duration {
 	}
 	return t.v.remaining()
 }
-
-// Errors that end a term, found with context.Cause on lead's context.
-var (
-	// ErrValidityExpired: no renewal succeeded in time, so the term ran out.
-	ErrValidityExpired = errors.New("leadership: term validity expired before a renewal succeeded")
-	// ErrLockLost: someone else wrote the lock (a new holder, a hand edit).
-	ErrLockLost = errors.New("leadership: lock taken over by another writer")
-	// ErrLockDeleted: the lock was deleted while held.
-	ErrLockDeleted = errors.New("leadership: lock deleted while held")
-	// ErrIdentityClash: another process writes the lock under this identity.
-	ErrIdentityClash = errors.New("leadership: another process holds the lock under the same identity")
-	// ErrResigned: Resign was called.
-	ErrResigned = errors.New("leadership: resigned")
-	// ErrLeadReturned: the lead function returned by itself.
-	ErrLeadReturned = errors.New("leadership: lead function returned")
-	// ErrNotLeader: Proclaim was called with a term that is not current.
-	ErrNotLeader = errors.New("leadership: not the leader in this term")
-	// ErrSuspended: the host was suspended long enough to outlast validity.
-	ErrSuspended = errors.New("leadership: host was suspended past the term's validity")
-)
 
 // validity tracks when a term ends, on two clocks: the process's monotonic
 // clock (which Go timers use) and the boot clock, which also counts time the

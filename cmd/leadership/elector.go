@@ -149,7 +149,7 @@ func newCampaign(g *globalFlags, f *electorFlags, extra leadership.Hooks) (*camp
 	if c.labeler != nil {
 		hooks = append(hooks, c.labeler.Hooks())
 	}
-	cfg.Hooks = joinHooks(hooks...)
+	cfg.Hooks = leadership.JoinHooks(hooks...)
 	cfg.Logger = g.log
 	if c.e, err = leadership.New(lock, cfg); err != nil {
 		return nil, withCode(exitUsage, err)
@@ -167,63 +167,6 @@ func (c *campaign) close() {
 	}
 	if c.events != nil {
 		c.events.Close(ctx)
-	}
-}
-
-// joinHooks calls each hook of hs in turn.
-func joinHooks(hs ...leadership.Hooks) leadership.Hooks {
-	var out leadership.Hooks
-	for _, h := range hs {
-		if f, g := out.OnAttempt, h.OnAttempt; g != nil {
-			out.OnAttempt = func(err error) { call(f, err); g(err) }
-		}
-		if f, g := out.OnAcquire, h.OnAcquire; g != nil {
-			out.OnAcquire = func(t leadership.Term, p string, w time.Duration) {
-				if f != nil {
-					f(t, p, w)
-				}
-				g(t, p, w)
-			}
-		}
-		if f, g := out.OnRenew, h.OnRenew; g != nil {
-			out.OnRenew = func(l time.Duration, err error) {
-				if f != nil {
-					f(l, err)
-				}
-				g(l, err)
-			}
-		}
-		if f, g := out.OnTermEnd, h.OnTermEnd; g != nil {
-			out.OnTermEnd = func(t leadership.Term, err error) {
-				if f != nil {
-					f(t, err)
-				}
-				g(t, err)
-			}
-		}
-		if f, g := out.OnRelease, h.OnRelease; g != nil {
-			out.OnRelease = func(t leadership.Term, err error) {
-				if f != nil {
-					f(t, err)
-				}
-				g(t, err)
-			}
-		}
-		if f, g := out.OnLeader, h.OnLeader; g != nil {
-			out.OnLeader = func(l leadership.Leader) {
-				if f != nil {
-					f(l)
-				}
-				g(l)
-			}
-		}
-	}
-	return out
-}
-
-func call(f func(error), err error) {
-	if f != nil {
-		f(err)
 	}
 }
 

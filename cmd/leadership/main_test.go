@@ -113,23 +113,6 @@ func TestNextRun(t *testing.T) {
 	}
 }
 
-func TestJoinHooks(t *testing.T) {
-	var got []string
-	h := joinHooks(
-		leadership.Hooks{OnLeader: func(l leadership.Leader) { got = append(got, "1:"+l.Identity) }},
-		leadership.Hooks{},
-		leadership.Hooks{OnLeader: func(l leadership.Leader) { got = append(got, "2:"+l.Identity) }, OnAttempt: func(error) { got = append(got, "attempt") }},
-	)
-	h.OnLeader(leadership.Leader{Identity: "a"})
-	h.OnAttempt(nil)
-	if strings.Join(got, ",") != "1:a,2:a,attempt" {
-		t.Errorf("calls %v", got)
-	}
-	if h.OnRenew != nil {
-		t.Error("a hook nobody set must stay nil")
-	}
-}
-
 func TestMaxGraceDefaults(t *testing.T) {
 	for _, ld := range []time.Duration{2 * time.Second, 3 * time.Second, 15 * time.Second, time.Minute} {
 		cfg, err := validated(leadership.Config{Identity: "x", LeaseDuration: ld})
