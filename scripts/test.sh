@@ -20,6 +20,7 @@ go -C tools build -o ../bin/staticcheck honnef.co/go/tools/cmd/staticcheck
 ./bin/staticcheck ./...
 (cd e2e && ../bin/staticcheck ./...)
 (cd tools && ../bin/staticcheck ./...)
+(cd examples/credentials && ../../bin/staticcheck ./...)
 
 step "go vet (library)"
 go vet ./...
@@ -27,6 +28,8 @@ step "go vet (e2e)"
 (cd e2e && go vet ./...)
 step "go vet (tools)"
 go -C tools vet ./...
+step "go vet (reference workload, examples/credentials)"
+go -C examples/credentials vet ./...
 
 step "helm lint (pinned in tools/go.mod), both modes of the chart"
 for values in deploy/helm/leadership/ci/*-values.yaml; do
@@ -35,6 +38,8 @@ done
 
 step "unit tests with -race (library)"
 go test -race -count=1 ./...
+step "unit tests with -race (reference workload, examples/credentials: its own module)"
+go -C examples/credentials test -race -count=1 ./...
 
 step "model check of the election protocol (spin; installs Debian's spin if missing)"
 ./scripts/spin.sh
