@@ -15,6 +15,13 @@ if [ -n "$unformatted" ]; then
 	echo "gofmt needed on:"; echo "$unformatted"; exit 1
 fi
 
+step "the library's module graph: no k8s.io/kubernetes (e2e's), no PostgreSQL driver (examples/credentials')"
+modules=$(go list -m all)
+if heavy=$(grep -E '^(k8s\.io/kubernetes|github\.com/jackc/[^ ]+) ' <<<"$modules"); then
+	echo "the library's go.mod must not pull these into its users' version selection; they belong in e2e/ or examples/credentials/:"
+	echo "$heavy"; exit 1
+fi
+
 step "staticcheck (pinned in tools/go.mod)"
 go -C tools build -o ../bin/staticcheck honnef.co/go/tools/cmd/staticcheck
 ./bin/staticcheck ./...
