@@ -15,11 +15,19 @@ if [ -n "$unformatted" ]; then
 	echo "gofmt needed on:"; echo "$unformatted"; exit 1
 fi
 
+step "the library's module graph: no k8s.io/kubernetes (e2e's), no PostgreSQL driver (examples/credentials')"
+modules=$(go list -m all)
+if heavy=$(grep -E '^(k8s\.io/kubernetes|github\.com/jackc/[^ ]+) ' <<<"$modules"); then
+	echo "the library's go.mod must not pull these into its users' version selection; they belong in e2e/ or examples/credentials/:"
+	echo "$heavy"; exit 1
+fi
+
 step "staticcheck (pinned in tools/go.mod)"
 go -C tools build -o ../bin/staticcheck honnef.co/go/tools/cmd/staticcheck
 ./bin/staticcheck ./...
 (cd e2e && ../bin/staticcheck ./...)
 (cd tools && ../bin/staticcheck ./...)
+(cd examples/credentials && ../../bin/staticcheck ./...)
 
 step "go vet (library)"
 go vet ./...
@@ -27,6 +35,8 @@ step "go vet (e2e)"
 (cd e2e && go vet ./...)
 step "go vet (tools)"
 go -C tools vet ./...
+step "go vet (reference workload, examples/credentials)"
+go -C examples/credentials vet ./...
 
 step "helm lint (pinned in tools/go.mod), both modes of the chart"
 for values in deploy/helm/leadership/ci/*-values.yaml; do
@@ -35,6 +45,8 @@ done
 
 step "unit tests with -race (library)"
 go test -race -count=1 ./...
+step "unit tests with -race (reference workload, examples/credentials: its own module)"
+go -C examples/credentials test -race -count=1 ./...
 
 step "model check of the election protocol (spin; installs Debian's spin if missing)"
 ./scripts/spin.sh

@@ -15,7 +15,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	"github.com/leadership-dev/leadership/credentials"
+	"github.com/leadership-dev/leadership/examples/credentials"
 )
 
 // The fault test's timing: short leases and TTLs so that it takes a couple

@@ -26,8 +26,8 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
-	"github.com/leadership-dev/leadership/credentials"
 	"github.com/leadership-dev/leadership/e2e/controlplane"
+	"github.com/leadership-dev/leadership/examples/credentials"
 )
 
 const (

@@ -1,7 +1,8 @@
-// Package credentials tests the credential workload (cmd/leadership-
-// credentials) as real OS processes against a real kube-apiserver (pods,
-// Secrets, the Lease) and a real PostgreSQL server, both started by the
-// tests, under kill -9 and SIGSTOP of the leader.
+// Package credentials tests the credential workload
+// (examples/credentials/cmd/leadership-credentials) as real OS processes
+// against a real kube-apiserver (pods, Secrets, the Lease) and a real
+// PostgreSQL server, both started by the tests, under kill -9 and SIGSTOP of
+// the leader.
 package credentials
 
 import (
@@ -19,7 +20,8 @@ import (
 var (
 	cp *controlplane.ControlPlane
 	pg *pgServer
-	// workloadBin is cmd/leadership-credentials, built for this run.
+	// workloadBin is examples/credentials/cmd/leadership-credentials, built
+	// for this run.
 	workloadBin string
 )
 
@@ -59,11 +61,12 @@ func testMain(m *testing.M) int {
 	return controlplane.Main(m, controlplane.Options{}, func(c *controlplane.ControlPlane) { cp = c })
 }
 
-// buildWorkload builds the command from the repository this test lives in,
-// with the race detector when the test binary has it, so the workload's
-// own races show up under the faults too.
+// buildWorkload builds the command from the repository this test lives in
+// (its own module, examples/credentials, which replaces the library with
+// this checkout), with the race detector when the test binary has it, so the
+// workload's own races show up under the faults too.
 func buildWorkload(ctx context.Context, dir string) (string, error) {
-	root, err := filepath.Abs(filepath.Join("..", ".."))
+	root, err := filepath.Abs(filepath.Join("..", "..", "examples", "credentials"))
 	if err != nil {
 		return "", err
 	}

@@ -9,19 +9,30 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/leadership-dev/leadership/tools/release/source"
 )
 
-// Commands are the packages built, by binary name.
-var Commands = map[string]string{
-	"leadership":             "./cmd/leadership",
-	"leadership-credentials": "./cmd/leadership-credentials",
+// Command is one binary the release ships: the package to build and the
+// directory of the module that holds it, relative to the repository root.
+type Command struct {
+	Module, Package string
+}
+
+// Commands are the binaries built, by name. The reference workload is a
+// module of its own (examples/credentials), so that its PostgreSQL driver
+// stays out of the library's go.mod; it replaces the library with the
+// checkout, so both binaries are built from the same source.
+var Commands = map[string]Command{
+	"leadership":             {Module: ".", Package: "./cmd/leadership"},
+	"leadership-credentials": {Module: "examples/credentials", Package: "./cmd/leadership-credentials"},
 }
 
 const versionPkg = "github.com/leadership-dev/leadership/internal/version"
@@ -57,14 +68,27 @@ func Build(ctx context.Context, src source.Info, p Platform, dir string) (map[st
 		"-X", versionPkg + ".date=" + src.Time.Format(time.RFC3339),
 		"-X", versionPkg + ".modified=" + modified,
 	}, " ")
-	args := []string{"build", "-trimpath", "-buildvcs=false", "-mod=readonly", "-ldflags", ldflags, "-o", dir + string(filepath.Separator)}
+	flags := []string{"build", "-trimpath", "-buildvcs=false", "-mod=readonly", "-ldflags", ldflags, "-o", dir + string(filepath.Separator)}
+	// One go build per module, in a fixed order.
+	pkgs := map[string][]string{}
 	out := map[string]string{}
-	for name, pkg := range Commands {
-		args = append(args, pkg)
+	for name, c := range Commands {
+		pkgs[c.Module] = append(pkgs[c.Module], c.Package)
 		out[name] = filepath.Join(dir, name)
 	}
+	for _, mod := range slices.Sorted(maps.Keys(pkgs)) {
+		slices.Sort(pkgs[mod])
+		if err := goBuild(ctx, filepath.Join(src.Root, mod), p, append(slices.Clone(flags), pkgs[mod]...)); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// goBuild runs the go command with args in the module directory dir.
+func goBuild(ctx context.Context, dir string, p Platform, args []string) error {
 	cmd := exec.CommandContext(ctx, goTool(), args...)
-	cmd.Dir = src.Root
+	cmd.Dir = dir
 	cmd.Env = append(os.Environ(),
 		"CGO_ENABLED=0", "GOOS="+p.OS, "GOARCH="+p.Arch,
 		// Baseline instruction sets, whatever the builder's environment says.
@@ -75,9 +99,9 @@ func Build(ctx context.Context, src source.Info, p Platform, dir string) (map[st
 	var stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stderr, &stderr
 	if err := cmd.Run(); err != nil {
-		return nil, fmt.Errorf("go build for %s: %v\n%s", p, err, stderr.String())
+		return fmt.Errorf("go build for %s in %s: %v\n%s", p, dir, err, stderr.String())
 	}
-	return out, nil
+	return nil
 }
 
 // goTool is the go command of the running toolchain when known.

@@ -30,7 +30,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/leadership-dev/leadership"
-	"github.com/leadership-dev/leadership/credentials"
+	"github.com/leadership-dev/leadership/examples/credentials"
 	"github.com/leadership-dev/leadership/internal/restartflags"
 	"github.com/leadership-dev/leadership/internal/version"
 	"github.com/leadership-dev/leadership/kubelease"
