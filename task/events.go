@@ -8,8 +8,6 @@ import (
 	"sync"
 	"time"
 
-	"k8s.io/utils/clock"
-
 	"github.com/leadership-dev/leadership"
 )
 
@@ -95,20 +93,20 @@ func (e Events[K]) backoff(n int) time.Duration {
 
 func (e Events[K]) run(ctx context.Context, g *Group, t leadership.Term) {
 	log := g.log.With("task", e.Name, "token", t.Token)
-	q := newQueue[K](g.clock)
+	q := newQueue[K]()
 	defer q.stop()
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	if e.Watch == nil {
 		q.requestSweep()
 	} else {
-		wg.Go(func() { e.watch(ctx, g, q, log) })
+		wg.Go(func() { e.watch(ctx, q, log) })
 	}
 	failures := map[K]int{}
 	sweepFailures := 0
 	for {
 		if q.takeSweep() {
-			began := g.clock.Now()
+			began := time.Now()
 			var keys []K
 			err := g.call(ctx, t, e.Timeout, func(ctx context.Context) error {
 				var err error
@@ -130,10 +128,10 @@ func (e Events[K]) run(ctx context.Context, g *Group, t leadership.Term) {
 				continue
 			}
 			sweepFailures = 0
-			log.Debug("swept", "keys", len(keys), "took", g.clock.Since(began))
+			log.Debug("swept", "keys", len(keys), "took", time.Since(began))
 			q.add(keys...)
 			if e.SweepInterval > 0 {
-				q.sweepAfter(max(0, began.Add(e.SweepInterval).Sub(g.clock.Now())))
+				q.sweepAfter(max(0, time.Until(began.Add(e.SweepInterval))))
 			}
 			continue
 		}
@@ -167,7 +165,7 @@ func (e Events[K]) run(ctx context.Context, g *Group, t leadership.Term) {
 // watch keeps a watch open for the term and feeds its keys to q. Each time a
 // watch is established it asks for a sweep, which covers whatever changed
 // before the watch began.
-func (e Events[K]) watch(ctx context.Context, g *Group, q *queue[K], log *slog.Logger) {
+func (e Events[K]) watch(ctx context.Context, q *queue[K], log *slog.Logger) {
 	failures := 0
 	swept := false
 	for ctx.Err() == nil {
@@ -185,7 +183,7 @@ func (e Events[K]) watch(ctx context.Context, g *Group, q *queue[K], log *slog.L
 				q.requestSweep()
 				swept = true
 			}
-			g.sleep(ctx, d)
+			sleep(ctx, d)
 			continue
 		}
 		failures = 0
@@ -207,27 +205,25 @@ func (e Events[K]) watch(ctx context.Context, g *Group, q *queue[K], log *slog.L
 			return
 		}
 		log.Info("watch ended; watching again, then sweeping for what it may have missed")
-		g.sleep(ctx, e.retry())
+		sleep(ctx, e.retry())
 	}
 }
 
 // queue holds the keys waiting to be handled, in arrival order, each once,
 // and whether a sweep is due. signal wakes the worker after a change.
 type queue[K comparable] struct {
-	clock  clock.WithDelayedExecution
 	signal chan struct{}
 
 	mu      sync.Mutex
 	order   []K
 	pending map[K]bool
 	sweep   bool
-	timers  map[*delayed]clock.Timer
-	next    *delayed // the scheduled sweep
-	stopped bool
+	timers  map[*time.Timer]bool // calls of afterLocked not yet run; nil once stopped
+	next    *time.Timer          // the scheduled sweep
 }
 
-func newQueue[K comparable](c clock.WithDelayedExecution) *queue[K] {
-	return &queue[K]{clock: c, signal: make(chan struct{}, 1), pending: map[K]bool{}, timers: map[*delayed]clock.Timer{}}
+func newQueue[K comparable]() *queue[K] {
+	return &queue[K]{signal: make(chan struct{}, 1), pending: map[K]bool{}, timers: map[*time.Timer]bool{}}
 }
 
 func (q *queue[K]) wake() {
@@ -277,73 +273,54 @@ func (q *queue[K]) takeSweep() bool {
 	return s
 }
 
-// after runs f after d on the queue's clock, unless the queue is stopped or
-// the call cancelled first. No clock method is called with mu held: a fake
-// clock runs the callback, which takes mu, with its own lock held.
-func (q *queue[K]) after(d time.Duration, f func()) *delayed {
-	w := &delayed{}
-	t := q.clock.AfterFunc(d, func() {
+// afterLocked runs f after d, unless the queue is stopped or the timer
+// taken out of q.timers first. q.mu must be held. The timer's function runs
+// in a goroutine of its own, so it can take q.mu; it looks its timer up only
+// once it holds q.mu, by which time t is assigned.
+func (q *queue[K]) afterLocked(d time.Duration, f func()) *time.Timer {
+	if q.timers == nil {
+		return nil
+	}
+	var t *time.Timer
+	t = time.AfterFunc(d, func() {
 		q.mu.Lock()
-		w.fired = true
-		delete(q.timers, w)
-		skip := q.stopped || w.cancelled
+		due := q.timers[t]
+		delete(q.timers, t)
 		q.mu.Unlock()
-		if !skip {
+		if due {
 			f()
 		}
 	})
-	q.mu.Lock()
-	stopped := q.stopped
-	if !stopped && !w.fired {
-		q.timers[w] = t
-	}
-	q.mu.Unlock()
-	if stopped {
-		t.Stop()
-	}
-	return w
+	q.timers[t] = true
+	return t
 }
 
-// cancel stops a call of after that has not run yet.
-func (q *queue[K]) cancel(w *delayed) {
+func (q *queue[K]) addAfter(d time.Duration, k K) {
 	q.mu.Lock()
-	w.cancelled = true
-	t := q.timers[w]
-	delete(q.timers, w)
-	q.mu.Unlock()
-	if t != nil {
-		t.Stop()
-	}
+	defer q.mu.Unlock()
+	q.afterLocked(d, func() { q.add(k) })
 }
-
-// delayed identifies one call of after.
-type delayed struct{ fired, cancelled bool }
-
-func (q *queue[K]) addAfter(d time.Duration, k K) { q.after(d, func() { q.add(k) }) }
 
 // sweepAfter schedules the next sweep, replacing the one scheduled before:
 // there is one sweep schedule however many sweeps were requested.
 func (q *queue[K]) sweepAfter(d time.Duration) {
 	q.mu.Lock()
-	prev := q.next
-	q.mu.Unlock()
-	if prev != nil {
-		q.cancel(prev)
+	defer q.mu.Unlock()
+	if q.next != nil {
+		// Stop may come too late, once the function is waiting for
+		// q.mu; then it finds its timer gone and does nothing.
+		delete(q.timers, q.next)
+		q.next.Stop()
 	}
-	w := q.after(d, q.requestSweep)
-	q.mu.Lock()
-	q.next = w
-	q.mu.Unlock()
+	q.next = q.afterLocked(d, q.requestSweep)
 }
 
 // stop cancels the pending timers: the term is over.
 func (q *queue[K]) stop() {
 	q.mu.Lock()
-	q.stopped = true
-	timers := q.timers
-	q.timers = nil
-	q.mu.Unlock()
-	for _, t := range timers {
+	defer q.mu.Unlock()
+	for t := range q.timers {
 		t.Stop()
 	}
+	q.timers = nil
 }

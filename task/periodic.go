@@ -92,10 +92,10 @@ func (p Periodic) run(ctx context.Context, g *Group, t leadership.Term) {
 	if wait > 0 {
 		log.Debug("not yet due: the last run was recent", "wait", wait)
 	}
-	for g.sleep(ctx, wait) {
-		start := g.clock.Now()
+	for sleep(ctx, wait) {
+		start := time.Now()
 		err := g.call(ctx, t, timeout, func(ctx context.Context) error { return p.Run(ctx, t) })
-		log.Debug("ran", "took", g.clock.Since(start), "error", err)
+		log.Debug("ran", "took", time.Since(start), "error", err)
 		if ctx.Err() != nil {
 			// The term ended during the run: a successor runs it again
 			// rather than trusting a run that may have been cut short.
@@ -121,10 +121,10 @@ func (p Periodic) run(ctx context.Context, g *Group, t leadership.Term) {
 				}
 				log.Warn("could not keep the last run with the lock; a successor may run the task early", "error", err)
 			} else {
-				log.Debug("kept the last run with the lock", "took", g.clock.Since(start))
+				log.Debug("kept the last run with the lock", "took", time.Since(start))
 			}
 		}
-		wait = start.Add(next).Sub(g.clock.Now())
+		wait = time.Until(start.Add(next))
 	}
 }
 
@@ -145,5 +145,5 @@ func (p Periodic) firstWait(g *Group, t leadership.Term) time.Duration {
 		g.log.Warn("ignoring an unreadable last run kept with the lock; running the task now", "task", p.Name, "value", v, "error", err)
 		return 0
 	}
-	return min(max(last.Add(p.Interval).Sub(g.clock.Now()), 0), p.Interval)
+	return min(max(time.Until(last.Add(p.Interval)), 0), p.Interval)
 }

@@ -35,8 +35,6 @@ import (
 	"sync"
 	"time"
 
-	"k8s.io/utils/clock"
-
 	"github.com/leadership-dev/leadership"
 )
 
@@ -73,10 +71,10 @@ type Group struct {
 	log   *slog.Logger
 	tasks []Task
 
-	// Seams for the unit tests: scheduling follows clock (fake in tests),
-	// how much of a term is left follows remaining, and jitter follows
-	// random.
-	clock     clock.WithDelayedExecution
+	// Seams for the unit tests, which run in a testing/synctest bubble
+	// (where the time package is virtual, so scheduling needs no seam): how
+	// much of a term is left follows remaining, since a test's Term has no
+	// validity of its own, and jitter follows random.
 	remaining func(leadership.Term) time.Duration
 	random    func() float64
 }
@@ -108,7 +106,6 @@ func NewGroup(cfg Config, tasks ...Task) (*Group, error) {
 		cfg:       cfg,
 		log:       log,
 		tasks:     append([]Task(nil), tasks...),
-		clock:     clock.RealClock{},
 		remaining: leadership.Term.Remaining,
 		random:    rand.Float64,
 	}, nil
@@ -154,17 +151,17 @@ func (g *Group) call(ctx context.Context, t leadership.Term, timeout time.Durati
 	return f(cctx)
 }
 
-// sleep waits d on the group's clock; false if ctx ended first.
-func (g *Group) sleep(ctx context.Context, d time.Duration) bool {
+// sleep waits d; false if ctx ended first.
+func sleep(ctx context.Context, d time.Duration) bool {
 	if d <= 0 {
 		return ctx.Err() == nil
 	}
-	t := g.clock.NewTimer(d)
+	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
 	case <-ctx.Done():
 		return false
-	case <-t.C():
+	case <-t.C:
 		return true
 	}
 }

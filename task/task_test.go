@@ -11,27 +11,35 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
-
-	testingclock "k8s.io/utils/clock/testing"
 
 	"github.com/leadership-dev/leadership"
 )
 
-// The scheduling logic runs on a fake clock; eventually polls on the real
-// clock for what the task goroutines do in response.
+// Every test that involves time runs in a testing/synctest bubble, where the
+// time package is virtual: the clock moves only when every goroutine of the
+// test is blocked, and then straight to the next timer. So a test states
+// exactly when each run happened (at 10 s: not at 9.999 s, not at 10.001 s,
+// and nothing in between), advance returns once whatever was due has run,
+// and a goroutine that a term leaves behind fails the test (synctest reports
+// the bubble as deadlocked).
 
-var t0 = time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
+// start is where the clock of every bubble begins (see testing/synctest).
+var start = time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
 
-func eventually(t *testing.T, what string, cond func() bool) {
+// now is how far the bubble's clock is past start.
+func now() time.Duration { return time.Since(start) }
+
+// advance moves the bubble's clock to start+d and returns once every
+// goroutine of the bubble is blocked again: whatever was due by then ran.
+func advance(t *testing.T, d time.Duration) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for: %s", what)
-		}
-		time.Sleep(time.Millisecond)
+	if n := now(); n > d {
+		t.Fatalf("advance to %v: the clock is already at %v", d, n)
 	}
+	time.Sleep(d - now())
+	synctest.Wait()
 }
 
 type fakeProclaimer struct {
@@ -53,10 +61,24 @@ func (f *fakeProclaimer) values() []map[string]string {
 	return slices.Clone(f.calls)
 }
 
+// wantLastRuns checks that the last runs proclaimed so far are exactly
+// these times after start.
+func (f *fakeProclaimer) wantLastRuns(t *testing.T, name string, at ...time.Duration) {
+	t.Helper()
+	var got, want []string
+	for _, v := range f.values() {
+		got = append(got, v[LastRunKey(name)])
+	}
+	for _, d := range at {
+		want = append(want, start.Add(d).Format(time.RFC3339Nano))
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("kept last runs %q, want %q", got, want)
+	}
+}
+
 type harness struct {
 	t      *testing.T
-	fc     *testingclock.FakeClock
-	g      *Group
 	rem    atomic.Int64 // what Term.Remaining reports, as a Duration
 	random func() float64
 	cancel context.CancelFunc
@@ -64,12 +86,17 @@ type harness struct {
 }
 
 func newHarness(t *testing.T) *harness {
-	h := &harness{t: t, fc: testingclock.NewFakeClock(t0), done: make(chan struct{}), random: func() float64 { return 0 }}
+	t.Helper()
+	if !time.Now().Equal(start) {
+		t.Fatal("the harness needs a fresh testing/synctest bubble: run the test inside synctest.Test")
+	}
+	h := &harness{t: t, done: make(chan struct{}), random: func() float64 { return 0 }}
 	h.rem.Store(int64(time.Hour))
 	return h
 }
 
-// lead starts g.Lead for a term with the given values on the fake clock.
+// lead starts g.Lead for a term with the given values and returns once the
+// tasks are idle, waiting for their next timer or event.
 func (h *harness) lead(cfg Config, values map[string]string, tasks ...Task) *harness {
 	t := h.t
 	t.Helper()
@@ -80,8 +107,6 @@ func (h *harness) lead(cfg Config, values map[string]string, tasks ...Task) *har
 	if err != nil {
 		t.Fatal(err)
 	}
-	h.g = g
-	g.clock = h.fc
 	g.remaining = func(leadership.Term) time.Duration { return time.Duration(h.rem.Load()) }
 	g.random = h.random
 	ctx, cancel := context.WithCancel(context.Background())
@@ -93,6 +118,7 @@ func (h *harness) lead(cfg Config, values map[string]string, tasks ...Task) *har
 		}
 	}()
 	t.Cleanup(h.stop)
+	synctest.Wait()
 	return h
 }
 
@@ -107,52 +133,40 @@ func (h *harness) stop() {
 	}
 }
 
-// step waits until n timers are pending (the tasks are idle, waiting on the
-// clock), then moves the clock.
-func (h *harness) step(n int, d time.Duration) {
-	h.t.Helper()
-	eventually(h.t, fmt.Sprintf("%d timers pending", n), func() bool { return h.fc.Waiters() == n })
-	h.fc.Step(d)
-}
-
-// runLog records the fake time of each run of a periodic task.
+// runLog records when each run of a periodic task began, as time since
+// start.
 type runLog struct {
 	mu   sync.Mutex
-	at   []time.Time
+	runs []time.Duration
 	busy atomic.Int32
 	max  atomic.Int32
 }
 
-func (r *runLog) record(now time.Time) {
+func (r *runLog) record() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.at = append(r.at, now)
+	r.runs = append(r.runs, now())
 }
 
-func (r *runLog) times() []time.Time {
+func (r *runLog) count() int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return slices.Clone(r.at)
+	return len(r.runs)
 }
 
-func (r *runLog) count() int { return len(r.times()) }
-
-// waitRuns waits for n runs and checks that run i happened at t0+at[i].
-func (r *runLog) waitRuns(t *testing.T, at ...time.Duration) {
+// want checks that the runs so far began at exactly these times after
+// start, and that there were no others.
+func (r *runLog) want(t *testing.T, at ...time.Duration) {
 	t.Helper()
-	eventually(t, fmt.Sprintf("%d runs", len(at)), func() bool { return r.count() >= len(at) })
-	got := r.times()
-	if len(got) != len(at) {
-		t.Fatalf("got %d runs, want %d", len(got), len(at))
-	}
-	for i, d := range at {
-		if !got[i].Equal(t0.Add(d)) {
-			t.Fatalf("run %d at t0+%v, want t0+%v", i, got[i].Sub(t0), d)
-		}
+	r.mu.Lock()
+	got := slices.Clone(r.runs)
+	r.mu.Unlock()
+	if !slices.Equal(got, at) {
+		t.Fatalf("ran at %v, want at %v", got, at)
 	}
 }
 
-func periodic(h *harness, r *runLog, p Periodic) Periodic {
+func periodic(r *runLog, p Periodic) Periodic {
 	if p.Name == "" {
 		p.Name = "renew"
 	}
@@ -161,7 +175,7 @@ func periodic(h *harness, r *runLog, p Periodic) Periodic {
 	}
 	if p.Run == nil {
 		p.Run = func(context.Context, leadership.Term) error {
-			r.record(h.fc.Now())
+			r.record()
 			return nil
 		}
 	}
@@ -169,132 +183,132 @@ func periodic(h *harness, r *runLog, p Periodic) Periodic {
 }
 
 func TestPeriodicRunsAtAcquisitionThenEveryInterval(t *testing.T) {
-	h := newHarness(t)
-	var r runLog
-	pr := &fakeProclaimer{}
-	h.lead(Config{Proclaimer: pr}, nil, periodic(h, &r, Periodic{Persist: true}))
-	r.waitRuns(t, 0)
-	eventually(t, "the first run kept with the lock", func() bool { return len(pr.values()) == 1 })
-	if got, want := pr.values()[0][LastRunKey("renew")], t0.Format(time.RFC3339Nano); got != want {
-		t.Fatalf("kept last run %q, want %q", got, want)
-	}
-	h.step(1, 9*time.Second)
-	if r.count() != 1 {
-		t.Fatal("ran before the interval passed")
-	}
-	h.step(1, time.Second)
-	r.waitRuns(t, 0, 10*time.Second)
-	h.step(1, 10*time.Second)
-	r.waitRuns(t, 0, 10*time.Second, 20*time.Second)
-	eventually(t, "three runs kept", func() bool { return len(pr.values()) == 3 })
-	if got, want := pr.values()[2][LastRunKey("renew")], t0.Add(20*time.Second).Format(time.RFC3339Nano); got != want {
-		t.Fatalf("kept last run %q, want %q", got, want)
-	}
+	synctest.Test(t, func(t *testing.T) {
+		h := newHarness(t)
+		var r runLog
+		pr := &fakeProclaimer{}
+		h.lead(Config{Proclaimer: pr}, nil, periodic(&r, Periodic{Persist: true}))
+		r.want(t, 0)
+		pr.wantLastRuns(t, "renew", 0)
+		advance(t, 10*time.Second-time.Nanosecond)
+		r.want(t, 0) // not before the interval passed
+		advance(t, 25*time.Second)
+		r.want(t, 0, 10*time.Second, 20*time.Second)
+		pr.wantLastRuns(t, "renew", 0, 10*time.Second, 20*time.Second)
+	})
 }
 
 func TestPeriodicFirstRunFollowsPersistedLastRun(t *testing.T) {
 	for _, tc := range []struct {
 		name  string
-		last  string
-		first time.Duration // when the first run is due, from t0
+		last  time.Duration // the last run kept with the lock, from start
+		raw   string        // if set, kept instead of last
+		first time.Duration // when the first run is due, from start
 	}{
-		{"not yet due", t0.Add(-4 * time.Second).Format(time.RFC3339Nano), 6 * time.Second},
-		{"just due", t0.Add(-10 * time.Second).Format(time.RFC3339Nano), 0},
-		{"overdue", t0.Add(-time.Hour).Format(time.RFC3339Nano), 0},
-		{"from a clock ahead of ours", t0.Add(time.Hour).Format(time.RFC3339Nano), 10 * time.Second},
-		{"unreadable", "yesterday", 0},
+		{"not yet due", -4 * time.Second, "", 6 * time.Second},
+		{"just due", -10 * time.Second, "", 0},
+		{"overdue", -time.Hour, "", 0},
+		{"from a clock ahead of ours", time.Hour, "", 10 * time.Second},
+		{"unreadable", 0, "yesterday", 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			h := newHarness(t)
-			var r runLog
-			h.lead(Config{Proclaimer: &fakeProclaimer{}}, map[string]string{LastRunKey("renew"): tc.last},
-				periodic(h, &r, Periodic{Persist: true}))
-			if tc.first > 0 {
-				h.step(1, tc.first-time.Millisecond)
-				if r.count() != 0 {
-					t.Fatal("ran before it was due")
+			synctest.Test(t, func(t *testing.T) {
+				last := tc.raw
+				if last == "" {
+					last = start.Add(tc.last).Format(time.RFC3339Nano)
 				}
-				h.step(1, time.Millisecond)
-			}
-			r.waitRuns(t, tc.first)
+				h := newHarness(t)
+				var r runLog
+				h.lead(Config{Proclaimer: &fakeProclaimer{}}, map[string]string{LastRunKey("renew"): last},
+					periodic(&r, Periodic{Persist: true}))
+				if tc.first > 0 {
+					advance(t, tc.first-time.Nanosecond)
+					r.want(t) // not before it was due
+				}
+				advance(t, tc.first+10*time.Second)
+				r.want(t, tc.first, tc.first+10*time.Second)
+			})
 		})
 	}
 }
 
 func TestPeriodicWithoutPersistIgnoresLastRun(t *testing.T) {
-	h := newHarness(t)
-	var r runLog
-	h.lead(Config{}, map[string]string{LastRunKey("renew"): t0.Format(time.RFC3339Nano)}, periodic(h, &r, Periodic{}))
-	r.waitRuns(t, 0)
+	synctest.Test(t, func(t *testing.T) {
+		h := newHarness(t)
+		var r runLog
+		h.lead(Config{}, map[string]string{LastRunKey("renew"): start.Format(time.RFC3339Nano)}, periodic(&r, Periodic{}))
+		r.want(t, 0)
+	})
 }
 
 func TestPeriodicFailureRetriesAndIsNotKept(t *testing.T) {
-	h := newHarness(t)
-	var r runLog
-	pr := &fakeProclaimer{}
-	fail := atomic.Bool{}
-	fail.Store(true)
-	h.lead(Config{Proclaimer: pr}, nil, periodic(h, &r, Periodic{Persist: true, Retry: 2 * time.Second, Run: func(context.Context, leadership.Term) error {
-		r.record(h.fc.Now())
-		if fail.Load() {
-			return errors.New("database unreachable")
-		}
-		return nil
-	}}))
-	r.waitRuns(t, 0)
-	h.step(1, 2*time.Second)
-	r.waitRuns(t, 0, 2*time.Second)
-	fail.Store(false)
-	h.step(1, 2*time.Second)
-	r.waitRuns(t, 0, 2*time.Second, 4*time.Second)
-	eventually(t, "the successful run kept", func() bool { return len(pr.values()) == 1 })
-	if got, want := pr.values()[0][LastRunKey("renew")], t0.Add(4*time.Second).Format(time.RFC3339Nano); got != want {
-		t.Fatalf("kept %q, want %q (only the successful run)", got, want)
-	}
-	h.step(1, 10*time.Second) // back to the interval after a success
-	r.waitRuns(t, 0, 2*time.Second, 4*time.Second, 14*time.Second)
+	synctest.Test(t, func(t *testing.T) {
+		h := newHarness(t)
+		var r runLog
+		pr := &fakeProclaimer{}
+		fail := atomic.Bool{}
+		fail.Store(true)
+		h.lead(Config{Proclaimer: pr}, nil, periodic(&r, Periodic{Persist: true, Retry: 2 * time.Second, Run: func(context.Context, leadership.Term) error {
+			r.record()
+			if fail.Load() {
+				return errors.New("database unreachable")
+			}
+			return nil
+		}}))
+		r.want(t, 0)
+		advance(t, 2*time.Second)
+		r.want(t, 0, 2*time.Second)
+		fail.Store(false)
+		advance(t, 4*time.Second)
+		r.want(t, 0, 2*time.Second, 4*time.Second)
+		pr.wantLastRuns(t, "renew", 4*time.Second) // only the successful run
+		advance(t, 20*time.Second)                 // back to the interval after a success
+		r.want(t, 0, 2*time.Second, 4*time.Second, 14*time.Second)
+	})
 }
 
 // A run longer than the interval is followed at once by the next, never
 // overlapped by it.
 func TestPeriodicNeverOverlapsItself(t *testing.T) {
-	h := newHarness(t)
-	var r runLog
-	release := make(chan struct{})
-	h.lead(Config{}, nil, periodic(h, &r, Periodic{Run: func(ctx context.Context, _ leadership.Term) error {
-		if n := r.busy.Add(1); n > r.max.Load() {
-			r.max.Store(n)
+	synctest.Test(t, func(t *testing.T) {
+		h := newHarness(t)
+		var r runLog
+		release := make(chan struct{})
+		h.lead(Config{}, nil, periodic(&r, Periodic{Run: func(ctx context.Context, _ leadership.Term) error {
+			if n := r.busy.Add(1); n > r.max.Load() {
+				r.max.Store(n)
+			}
+			defer r.busy.Add(-1)
+			r.record()
+			if r.count() == 1 {
+				<-release
+			}
+			return nil
+		}}))
+		advance(t, 25*time.Second) // the first run is still busy
+		r.want(t, 0)
+		close(release)
+		synctest.Wait()
+		r.want(t, 0, 25*time.Second)
+		advance(t, 35*time.Second)
+		r.want(t, 0, 25*time.Second, 35*time.Second)
+		if m := r.max.Load(); m != 1 {
+			t.Fatalf("%d runs at once", m)
 		}
-		defer r.busy.Add(-1)
-		r.record(h.fc.Now())
-		if r.count() == 1 {
-			<-release
-		}
-		return nil
-	}}))
-	r.waitRuns(t, 0)
-	h.fc.Step(25 * time.Second) // the first run is still busy
-	close(release)
-	r.waitRuns(t, 0, 25*time.Second)
-	h.step(1, 10*time.Second)
-	r.waitRuns(t, 0, 25*time.Second, 35*time.Second)
-	if m := r.max.Load(); m != 1 {
-		t.Fatalf("%d runs at once", m)
-	}
+	})
 }
 
 func TestPeriodicJitterLengthensInterval(t *testing.T) {
-	h := newHarness(t)
-	var r runLog
-	h.random = func() float64 { return 0.5 }
-	h.lead(Config{}, nil, periodic(h, &r, Periodic{Jitter: 0.2}))
-	r.waitRuns(t, 0)
-	h.step(1, 11*time.Second-time.Millisecond)
-	if r.count() != 1 {
-		t.Fatal("jitter did not lengthen the interval")
-	}
-	h.step(1, time.Millisecond)
-	r.waitRuns(t, 0, 11*time.Second)
+	synctest.Test(t, func(t *testing.T) {
+		h := newHarness(t)
+		var r runLog
+		h.random = func() float64 { return 0.5 }
+		h.lead(Config{}, nil, periodic(&r, Periodic{Jitter: 0.2}))
+		advance(t, 11*time.Second-time.Nanosecond)
+		r.want(t, 0) // jitter lengthened the interval
+		advance(t, 11*time.Second)
+		r.want(t, 0, 11*time.Second)
+	})
 }
 
 // The run's deadline is Timeout capped by what is left of the term.
@@ -310,23 +324,24 @@ func TestPeriodicDeadlineCappedByTerm(t *testing.T) {
 		{"interval by default", 0, time.Hour, 10 * time.Second},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			got := make(chan time.Duration, 1)
-			h := newHarness(t)
-			var r runLog
-			h.rem.Store(int64(tc.remaining))
-			h.lead(Config{}, nil, periodic(h, &r, Periodic{Timeout: tc.timeout, Run: func(ctx context.Context, _ leadership.Term) error {
-				d, ok := ctx.Deadline()
-				if !ok {
-					got <- -1
+			synctest.Test(t, func(t *testing.T) {
+				got := make(chan time.Duration, 1)
+				h := newHarness(t)
+				var r runLog
+				h.rem.Store(int64(tc.remaining))
+				h.lead(Config{}, nil, periodic(&r, Periodic{Timeout: tc.timeout, Run: func(ctx context.Context, _ leadership.Term) error {
+					d, ok := ctx.Deadline()
+					if !ok {
+						got <- -1
+						return nil
+					}
+					got <- time.Until(d)
 					return nil
+				}}))
+				if d := <-got; d != tc.want {
+					t.Fatalf("deadline in %v, want %v", d, tc.want)
 				}
-				got <- time.Until(d)
-				return nil
-			}}))
-			d := <-got
-			if d > tc.want || d < tc.want-time.Second {
-				t.Fatalf("deadline in %v, want about %v", d, tc.want)
-			}
+			})
 		})
 	}
 }
@@ -334,96 +349,99 @@ func TestPeriodicDeadlineCappedByTerm(t *testing.T) {
 // Validity can run out for a moment while a renewal sent in time lands; the
 // elector then extends the term, and the task must go on.
 func TestPeriodicRunsWhenValidityComesBack(t *testing.T) {
-	h := newHarness(t)
-	var r runLog
-	h.rem.Store(0)
-	h.lead(Config{}, nil, periodic(h, &r, Periodic{}))
-	h.step(1, termOverPause)
-	h.step(1, termOverPause)
-	eventually(t, "the run put off again", func() bool { return h.fc.Waiters() == 1 })
-	if r.count() != 0 {
-		t.Fatal("ran with no validity left")
-	}
-	h.rem.Store(int64(time.Hour))
-	h.step(1, termOverPause)
-	r.waitRuns(t, 3*termOverPause)
+	synctest.Test(t, func(t *testing.T) {
+		h := newHarness(t)
+		var r runLog
+		h.rem.Store(0)
+		h.lead(Config{}, nil, periodic(&r, Periodic{}))
+		advance(t, 2*termOverPause)
+		r.want(t) // not with no validity left
+		h.rem.Store(int64(time.Hour))
+		advance(t, 3*termOverPause) // the run was put off again until now
+		r.want(t, 3*termOverPause)
+	})
 }
 
 func TestEventsHandleWhenValidityComesBack(t *testing.T) {
-	var l keyLog
-	w := &testWatch{}
-	h := newHarness(t)
-	h.rem.Store(0)
-	h.lead(Config{}, nil, events(&l, w, func() []string { return []string{"k"} }, func(string) error { return nil }, Events[string]{}))
-	l.wait(t, "watch", 1)
-	h.step(1, termOverPause) // the sweep is put off
-	eventually(t, "the sweep put off again", func() bool { return h.fc.Waiters() == 1 })
-	if l.has("sweep", 1) {
-		t.Fatal("swept with no validity left")
-	}
-	h.rem.Store(int64(time.Hour))
-	h.step(1, termOverPause)
-	l.wait(t, "handle k", 1)
+	synctest.Test(t, func(t *testing.T) {
+		l := newKeyLog()
+		w := &testWatch{}
+		h := newHarness(t)
+		h.rem.Store(0)
+		h.lead(Config{}, nil, events(l, w, func() []string { return []string{"k"} }, func(string) error { return nil }, Events[string]{}))
+		advance(t, termOverPause)
+		l.want(t, "watch@0s") // no sweep with no validity left
+		h.rem.Store(int64(time.Hour))
+		advance(t, time.Minute) // the sweep was put off again until 200ms
+		l.want(t, "watch@0s", "sweep@200ms", "handle k@200ms")
+	})
 }
 
 func TestPeriodicNotStartedWithoutValidity(t *testing.T) {
-	h := newHarness(t)
-	var r runLog
-	h.rem.Store(0)
-	h.lead(Config{}, nil, periodic(h, &r, Periodic{}))
-	h.stop()
-	if r.count() != 0 {
-		t.Fatal("ran with no validity left")
-	}
+	synctest.Test(t, func(t *testing.T) {
+		h := newHarness(t)
+		var r runLog
+		h.rem.Store(0)
+		h.lead(Config{}, nil, periodic(&r, Periodic{}))
+		h.stop()
+		r.want(t) // not with no validity left
+	})
 }
 
 // The term ends: the running call sees its context cancelled, and Lead
 // returns only after it returned.
 func TestLeadReturnsAfterTasksStop(t *testing.T) {
-	h := newHarness(t)
-	var r runLog
-	started := make(chan struct{})
-	var returned atomic.Bool
-	h.lead(Config{}, nil, periodic(h, &r, Periodic{Run: func(ctx context.Context, _ leadership.Term) error {
-		close(started)
-		<-ctx.Done()
-		time.Sleep(20 * time.Millisecond) // slow to wind down: Lead must wait
-		returned.Store(true)
-		return ctx.Err()
-	}}))
-	<-started
-	h.stop()
-	if !returned.Load() {
-		t.Fatal("Lead returned before the task did")
-	}
+	synctest.Test(t, func(t *testing.T) {
+		const windDown = 20 * time.Millisecond
+		h := newHarness(t)
+		var r runLog
+		var returned atomic.Bool
+		h.lead(Config{}, nil, periodic(&r, Periodic{Run: func(ctx context.Context, _ leadership.Term) error {
+			r.record()
+			<-ctx.Done()
+			time.Sleep(windDown) // slow to wind down: Lead must wait
+			returned.Store(true)
+			return ctx.Err()
+		}}))
+		r.want(t, 0)
+		ended := time.Now()
+		h.stop()
+		if !returned.Load() {
+			t.Fatal("Lead returned before the task did")
+		}
+		if d := time.Since(ended); d != windDown {
+			t.Fatalf("Lead returned %v after the term ended, want %v (when the task returned)", d, windDown)
+		}
+	})
 }
 
 func TestPeriodicStopsWhenProclaimSaysNotLeader(t *testing.T) {
-	h := newHarness(t)
-	var r runLog
-	pr := &fakeProclaimer{err: fmt.Errorf("%w: the term ended", leadership.ErrNotLeader)}
-	h.lead(Config{Proclaimer: pr}, nil, periodic(h, &r, Periodic{Persist: true}))
-	r.waitRuns(t, 0)
-	eventually(t, "the proclaim", func() bool { return len(pr.values()) == 1 })
-	eventually(t, "no timer pending", func() bool { return h.fc.Waiters() == 0 })
-	h.fc.Step(time.Hour)
-	h.stop()
-	if r.count() != 1 {
-		t.Fatalf("ran %d times after the term was lost", r.count())
-	}
+	synctest.Test(t, func(t *testing.T) {
+		h := newHarness(t)
+		var r runLog
+		pr := &fakeProclaimer{err: fmt.Errorf("%w: the term ended", leadership.ErrNotLeader)}
+		h.lead(Config{Proclaimer: pr}, nil, periodic(&r, Periodic{Persist: true}))
+		pr.wantLastRuns(t, "renew", 0)
+		advance(t, time.Hour)
+		r.want(t, 0) // no run after the term was lost
+		h.stop()
+	})
 }
 
 func TestPeriodicGoesOnWhenProclaimFails(t *testing.T) {
-	h := newHarness(t)
-	var r runLog
-	pr := &fakeProclaimer{err: errors.New("API server unreachable")}
-	h.lead(Config{Proclaimer: pr}, nil, periodic(h, &r, Periodic{Persist: true}))
-	r.waitRuns(t, 0)
-	h.step(1, 10*time.Second)
-	r.waitRuns(t, 0, 10*time.Second)
+	synctest.Test(t, func(t *testing.T) {
+		h := newHarness(t)
+		var r runLog
+		pr := &fakeProclaimer{err: errors.New("API server unreachable")}
+		h.lead(Config{Proclaimer: pr}, nil, periodic(&r, Periodic{Persist: true}))
+		advance(t, 10*time.Second)
+		r.want(t, 0, 10*time.Second)
+		pr.wantLastRuns(t, "renew", 0, 10*time.Second)
+	})
 }
 
-// keyLog records what an event-driven task did, in order.
+// keyLog records what an event-driven task did, in order, each entry as
+// "op@time since start".
 type keyLog struct {
 	mu   sync.Mutex
 	ops  []string
@@ -431,10 +449,12 @@ type keyLog struct {
 	max  atomic.Int32
 }
 
+func newKeyLog() *keyLog { return &keyLog{} }
+
 func (k *keyLog) add(op string) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	k.ops = append(k.ops, op)
+	k.ops = append(k.ops, fmt.Sprintf("%s@%v", op, now()))
 }
 
 func (k *keyLog) all() []string {
@@ -443,23 +463,17 @@ func (k *keyLog) all() []string {
 	return slices.Clone(k.ops)
 }
 
-func (k *keyLog) has(op string, n int) bool {
-	c := 0
-	for _, o := range k.all() {
-		if o == op {
-			c++
-		}
-	}
-	return c >= n
-}
-
-func (k *keyLog) wait(t *testing.T, op string, n int) {
+// want checks that the task did exactly this so far, in this order, at
+// these times.
+func (k *keyLog) want(t *testing.T, ops ...string) {
 	t.Helper()
-	eventually(t, fmt.Sprintf("%d× %s (so far %v)", n, op, k.all()), func() bool { return k.has(op, n) })
+	if got := k.all(); !slices.Equal(got, ops) {
+		t.Fatalf("did\n\t%v\nwant\n\t%v", got, ops)
+	}
 }
 
-// events builds an event-driven task whose watch is fed by the test through
-// the returned function; a watch ends when the test closes the channel.
+// testWatch is the watch of the task that events builds, fed by the test
+// with send; the test ends a watch with breakWatch.
 type testWatch struct {
 	mu    sync.Mutex
 	ch    chan string
@@ -513,140 +527,130 @@ func events(l *keyLog, w *testWatch, sweep func() []string, handle func(string) 
 }
 
 func TestEventsSweepAfterWatchThenHandleEachKey(t *testing.T) {
-	var l keyLog
-	w := &testWatch{}
-	h := newHarness(t).lead(Config{}, nil, events(&l, w, func() []string { return []string{"a", "b", "a"} }, func(string) error { return nil }, Events[string]{}))
-	l.wait(t, "handle b", 1)
-	if got := l.all()[:2]; !slices.Equal(got, []string{"watch", "sweep"}) {
-		t.Fatalf("began with %v, want the watch established before the sweep", got)
-	}
-	if l.has("handle a", 2) {
-		t.Fatal("a key listed twice by one sweep was handled twice")
-	}
-	w.send("c")
-	l.wait(t, "handle c", 1)
-	if m := l.max.Load(); m != 1 {
-		t.Fatalf("%d keys handled at once", m)
-	}
-	h.stop()
+	synctest.Test(t, func(t *testing.T) {
+		l := newKeyLog()
+		w := &testWatch{}
+		h := newHarness(t).lead(Config{}, nil, events(l, w, func() []string { return []string{"a", "b", "a"} }, func(string) error { return nil }, Events[string]{}))
+		// The watch is established before the sweep; a key listed twice by
+		// one sweep is handled once.
+		l.want(t, "watch@0s", "sweep@0s", "handle a@0s", "handle b@0s")
+		w.send("c")
+		synctest.Wait()
+		l.want(t, "watch@0s", "sweep@0s", "handle a@0s", "handle b@0s", "handle c@0s")
+		if m := l.max.Load(); m != 1 {
+			t.Fatalf("%d keys handled at once", m)
+		}
+		h.stop()
+	})
 }
 
 func TestEventsRetryFailedKeyWithBackoff(t *testing.T) {
-	var l keyLog
-	w := &testWatch{}
-	var fails atomic.Int32
-	fails.Store(2)
-	h := newHarness(t).lead(Config{}, nil, events(&l, w, func() []string { return []string{"x"} }, func(string) error {
-		if fails.Add(-1) >= 0 {
-			return errors.New("database unreachable")
-		}
-		return nil
-	}, Events[string]{Retry: time.Second}))
-	l.wait(t, "handle x", 1)
-	h.step(1, time.Second-time.Millisecond)
-	if l.has("handle x", 2) {
-		t.Fatal("retried too early")
-	}
-	h.step(1, time.Millisecond)
-	l.wait(t, "handle x", 2)
-	h.step(1, 2*time.Second-time.Millisecond) // the second failure doubles the wait
-	if l.has("handle x", 3) {
-		t.Fatal("backoff did not double")
-	}
-	h.step(1, time.Millisecond)
-	l.wait(t, "handle x", 3)
-	eventually(t, "no retry pending after the success", func() bool { return h.fc.Waiters() == 0 })
+	synctest.Test(t, func(t *testing.T) {
+		l := newKeyLog()
+		w := &testWatch{}
+		var fails atomic.Int32
+		fails.Store(2)
+		newHarness(t).lead(Config{}, nil, events(l, w, func() []string { return []string{"x"} }, func(string) error {
+			if fails.Add(-1) >= 0 {
+				return errors.New("database unreachable")
+			}
+			return nil
+		}, Events[string]{Retry: time.Second}))
+		advance(t, time.Second-time.Nanosecond)
+		l.want(t, "watch@0s", "sweep@0s", "handle x@0s") // not retried early
+		// Retried after Retry, then after twice Retry; never again once it
+		// succeeded.
+		advance(t, time.Hour)
+		l.want(t, "watch@0s", "sweep@0s", "handle x@0s", "handle x@1s", "handle x@3s")
+	})
 }
 
 func TestEventsWatchFailureStillSweepsThenSweepsAgain(t *testing.T) {
-	var l keyLog
-	w := &testWatch{fails: 1}
-	h := newHarness(t).lead(Config{}, nil, events(&l, w, func() []string { return []string{"a"} }, func(string) error { return nil }, Events[string]{Retry: time.Second}))
-	l.wait(t, "sweep", 1)
-	h.step(1, time.Second)
-	l.wait(t, "watch", 1)
-	l.wait(t, "sweep", 2)
-	l.wait(t, "handle a", 2)
-	if got := l.all(); got[0] != "watch-failed" {
-		t.Fatalf("ops %v", got)
-	}
+	synctest.Test(t, func(t *testing.T) {
+		l := newKeyLog()
+		w := &testWatch{fails: 1}
+		newHarness(t).lead(Config{}, nil, events(l, w, func() []string { return []string{"a"} }, func(string) error { return nil }, Events[string]{Retry: time.Second}))
+		advance(t, time.Minute)
+		l.want(t, "watch-failed@0s", "sweep@0s", "handle a@0s", "watch@1s", "sweep@1s", "handle a@1s")
+	})
 }
 
 func TestEventsBrokenWatchIsRenewedAndFollowedBySweep(t *testing.T) {
-	var l keyLog
-	w := &testWatch{}
-	h := newHarness(t).lead(Config{}, nil, events(&l, w, func() []string { return nil }, func(string) error { return nil }, Events[string]{Retry: time.Second}))
-	l.wait(t, "sweep", 1)
-	w.breakWatch()
-	h.step(1, time.Second)
-	l.wait(t, "watch", 2)
-	l.wait(t, "sweep", 2)
-	w.send("after")
-	l.wait(t, "handle after", 1)
+	synctest.Test(t, func(t *testing.T) {
+		l := newKeyLog()
+		w := &testWatch{}
+		newHarness(t).lead(Config{}, nil, events(l, w, func() []string { return nil }, func(string) error { return nil }, Events[string]{Retry: time.Second}))
+		w.breakWatch()
+		advance(t, time.Minute)
+		l.want(t, "watch@0s", "sweep@0s", "watch@1s", "sweep@1s")
+		w.send("after")
+		synctest.Wait()
+		l.want(t, "watch@0s", "sweep@0s", "watch@1s", "sweep@1s", "handle after@1m0s")
+	})
 }
 
 func TestEventsSweepInterval(t *testing.T) {
-	var l keyLog
-	w := &testWatch{}
-	h := newHarness(t).lead(Config{}, nil, events(&l, w, func() []string { return []string{"k"} }, func(string) error { return nil }, Events[string]{SweepInterval: time.Minute}))
-	l.wait(t, "handle k", 1)
-	h.step(1, time.Minute-time.Millisecond)
-	if l.has("sweep", 2) {
-		t.Fatal("swept early")
-	}
-	h.step(1, time.Millisecond)
-	l.wait(t, "handle k", 2)
+	synctest.Test(t, func(t *testing.T) {
+		l := newKeyLog()
+		w := &testWatch{}
+		newHarness(t).lead(Config{}, nil, events(l, w, func() []string { return []string{"k"} }, func(string) error { return nil }, Events[string]{SweepInterval: time.Minute}))
+		advance(t, time.Minute-time.Nanosecond)
+		l.want(t, "watch@0s", "sweep@0s", "handle k@0s") // not swept early
+		advance(t, 2*time.Minute)
+		l.want(t, "watch@0s", "sweep@0s", "handle k@0s", "sweep@1m0s", "handle k@1m0s", "sweep@2m0s", "handle k@2m0s")
+	})
 }
 
 func TestEventsSweepFailureRetried(t *testing.T) {
-	var l keyLog
-	var n atomic.Int32
-	ev := Events[string]{
-		Name: "sweeper",
-		Sweep: func(context.Context, leadership.Term) ([]string, error) {
-			if n.Add(1) == 1 {
-				l.add("sweep-failed")
-				return nil, errors.New("list failed")
-			}
-			l.add("sweep")
-			return []string{"k"}, nil
-		},
-		Handle: func(_ context.Context, _ leadership.Term, k string) error { l.add("handle " + k); return nil },
-		Retry:  time.Second,
-	}
-	h := newHarness(t).lead(Config{}, nil, ev)
-	l.wait(t, "sweep-failed", 1)
-	h.step(1, time.Second)
-	l.wait(t, "handle k", 1)
+	synctest.Test(t, func(t *testing.T) {
+		l := newKeyLog()
+		var n atomic.Int32
+		ev := Events[string]{
+			Name: "sweeper",
+			Sweep: func(context.Context, leadership.Term) ([]string, error) {
+				if n.Add(1) == 1 {
+					l.add("sweep-failed")
+					return nil, errors.New("list failed")
+				}
+				l.add("sweep")
+				return []string{"k"}, nil
+			},
+			Handle: func(_ context.Context, _ leadership.Term, k string) error { l.add("handle " + k); return nil },
+			Retry:  time.Second,
+		}
+		newHarness(t).lead(Config{}, nil, ev)
+		advance(t, time.Minute)
+		l.want(t, "sweep-failed@0s", "sweep@1s", "handle k@1s")
+	})
 }
 
 // Keys keep arriving while the term ends: nothing is handled after Lead
 // returned, and the watch's context is done.
 func TestEventsStopWithTerm(t *testing.T) {
-	var l keyLog
-	w := &testWatch{}
-	var watchCtx context.Context
-	ev := events(&l, w, func() []string { return nil }, func(string) error { return nil }, Events[string]{})
-	inner := ev.Watch
-	ev.Watch = func(ctx context.Context) (<-chan string, error) {
-		watchCtx = ctx
-		return inner(ctx)
-	}
-	h := newHarness(t).lead(Config{}, nil, ev)
-	l.wait(t, "sweep", 1)
-	h.stop()
-	if watchCtx.Err() == nil {
-		t.Fatal("the watch's context outlived the term")
-	}
-	before := len(l.all())
-	select {
-	case w.ch <- "late":
-		t.Fatal("the watch channel is still read after the term")
-	default:
-	}
-	if len(l.all()) != before {
-		t.Fatal("work after the term ended")
-	}
+	synctest.Test(t, func(t *testing.T) {
+		l := newKeyLog()
+		w := &testWatch{}
+		var watchCtx context.Context
+		ev := events(l, w, func() []string { return nil }, func(string) error { return nil }, Events[string]{})
+		inner := ev.Watch
+		ev.Watch = func(ctx context.Context) (<-chan string, error) {
+			watchCtx = ctx
+			return inner(ctx)
+		}
+		h := newHarness(t).lead(Config{}, nil, ev)
+		l.want(t, "watch@0s", "sweep@0s")
+		h.stop()
+		if watchCtx.Err() == nil {
+			t.Fatal("the watch's context outlived the term")
+		}
+		select {
+		case w.ch <- "late":
+			t.Fatal("the watch channel is still read after the term")
+		default:
+		}
+		synctest.Wait()
+		l.want(t, "watch@0s", "sweep@0s") // no work after the term ended
+	})
 }
 
 func TestNewGroupRejectsBadTasks(t *testing.T) {
@@ -682,20 +686,15 @@ func TestNewGroupRejectsBadTasks(t *testing.T) {
 }
 
 // However many sweeps a term makes (a broken watch adds one), one sweep
-// schedule remains.
+// schedule remains: the next sweep is an interval after the last.
 func TestEventsOneSweepSchedule(t *testing.T) {
-	var l keyLog
-	w := &testWatch{}
-	h := newHarness(t).lead(Config{}, nil, events(&l, w, func() []string { return nil }, func(string) error { return nil },
-		Events[string]{SweepInterval: time.Minute, Retry: time.Second}))
-	l.wait(t, "sweep", 1)
-	w.breakWatch()
-	h.step(2, time.Second) // the sweep schedule and the watch's retry
-	l.wait(t, "sweep", 2)
-	h.step(1, time.Minute)
-	l.wait(t, "sweep", 3)
-	eventually(t, "the next sweep scheduled", func() bool { return h.fc.Waiters() == 1 })
-	if l.has("sweep", 4) {
-		t.Fatal("two sweep schedules")
-	}
+	synctest.Test(t, func(t *testing.T) {
+		l := newKeyLog()
+		w := &testWatch{}
+		newHarness(t).lead(Config{}, nil, events(l, w, func() []string { return nil }, func(string) error { return nil },
+			Events[string]{SweepInterval: time.Minute, Retry: time.Second}))
+		w.breakWatch()
+		advance(t, 3*time.Minute+30*time.Second)
+		l.want(t, "watch@0s", "sweep@0s", "watch@1s", "sweep@1s", "sweep@1m1s", "sweep@2m1s", "sweep@3m1s")
+	})
 }

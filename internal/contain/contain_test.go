@@ -59,17 +59,6 @@ while [ ! -s `+pidFile+` ]; do sleep 0.01; done`)
 	return pid
 }
 
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 // TestReaperReapsOrphans: an orphan re-parented to the subreaper is reaped
 // when it exits (no zombie is left), while a child that other code of this
 // process waits for (in its own process group) is left to that code.
@@ -87,7 +76,7 @@ func TestReaperReapsOrphans(t *testing.T) {
 	if err != nil || p.PPid != os.Getpid() {
 		t.Fatalf("orphan %d not re-parented to this subreaper: %+v, %v", pid, p, err)
 	}
-	eventually(t, "the orphan to be reaped", func() bool { return !proctest.Exists(pid) })
+	proctest.Eventually(t, "the orphan to be reaped", func() bool { return !proctest.Exists(pid) })
 
 	// Children in this process's own group belong to their starters.
 	for i := 0; i < 20; i++ {
@@ -149,7 +138,7 @@ func TestCgroup(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "the cgroup to be empty", func() bool {
+	proctest.Eventually(t, "the cgroup to be empty", func() bool {
 		r.Reap()
 		p, err := cg.Populated()
 		return err == nil && !p

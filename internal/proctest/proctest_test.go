@@ -32,3 +32,19 @@ func TestReadPidsAndExists(t *testing.T) {
 		t.Fatal("this process does not exist: " + strconv.Itoa(os.Getpid()))
 	}
 }
+
+// Eventually returns once a real process, reaped by another goroutine, is
+// gone.
+func TestEventuallyWaitsForARealCondition(t *testing.T) {
+	cmd := exec.Command("sh", "-c", "sleep 0.2")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	pid := cmd.Process.Pid
+	reaped := make(chan error, 1)
+	go func() { reaped <- cmd.Wait() }()
+	proctest.Eventually(t, "the process to be reaped", func() bool { return !proctest.Exists(pid) })
+	if err := <-reaped; err != nil {
+		t.Fatalf("sleep 0.2: %v", err)
+	}
+}
