@@ -4,6 +4,7 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -41,21 +42,13 @@ func labelsOf(t *testing.T, cs *fake.Clientset, name string) map[string]string {
 	return p.Labels
 }
 
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for: %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 // The label follows the terms: on with an acquisition (and off the Pod of a
 // previous leader that left it), off at the end of the term; other labels
-// and other Leases' labels stay.
-func TestLabelFollowsTerms(t *testing.T) {
+// and other Leases' labels stay. In a synctest bubble: synctest.Wait returns
+// once the labeler has done all it will do until time passes.
+func TestLabelFollowsTerms(t *testing.T) { synctest.Test(t, testLabelFollowsTerms) }
+
+func testLabelFollowsTerms(t *testing.T) {
 	key := "leadership.dev/leader-renewer"
 	other := "leadership.dev/leader-other"
 	cs := fake.NewClientset(
@@ -67,12 +60,16 @@ func TestLabelFollowsTerms(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "the label off this Pod before it leads", func() bool { return labelsOf(t, cs, "a")[key] == "" })
+	synctest.Wait()
+	if v := labelsOf(t, cs, "a")[key]; v != "" {
+		t.Fatalf("the label left by a crashed process is still on this Pod before it leads: %q", v)
+	}
 	h := l.Hooks()
 	h.OnAcquire(leadership.Term{}, "b", time.Second)
-	eventually(t, "the label on this Pod and off the previous leader's", func() bool {
-		return labelsOf(t, cs, "a")[key] == Value && labelsOf(t, cs, "b")[key] == ""
-	})
+	synctest.Wait()
+	if a, b := labelsOf(t, cs, "a")[key], labelsOf(t, cs, "b")[key]; a != Value || b != "" {
+		t.Fatalf("after the acquisition: label on this Pod %q (want %q), on the previous leader's %q (want none)", a, Value, b)
+	}
 	if labelsOf(t, cs, "b")[other] != Value || labelsOf(t, cs, "b")["app"] != "x" {
 		t.Errorf("other labels of b changed: %v", labelsOf(t, cs, "b"))
 	}
@@ -85,8 +82,12 @@ func TestLabelFollowsTerms(t *testing.T) {
 	}
 }
 
-// The hooks return at once even when the API server hangs.
-func TestHooksNeverBlock(t *testing.T) {
+// The hooks return at once even when the API server hangs: in a synctest
+// bubble, the hooks' goroutine must finish while the labeler is blocked on
+// the hanging request, at no virtual time.
+func TestHooksNeverBlock(t *testing.T) { synctest.Test(t, testHooksNeverBlock) }
+
+func testHooksNeverBlock(t *testing.T) {
 	cs := fake.NewClientset(pod("a", nil))
 	hang := make(chan struct{})
 	cs.PrependReactor("*", "pods", func(k8stesting.Action) (bool, runtime.Object, error) {
@@ -106,9 +107,10 @@ func TestHooksNeverBlock(t *testing.T) {
 		}
 		close(done)
 	}()
+	synctest.Wait()
 	select {
 	case <-done:
-	case <-time.After(30 * time.Second):
+	default:
 		t.Fatal("the hooks blocked on a hanging API server")
 	}
 	close(hang)
