@@ -103,25 +103,6 @@ func alive(pid int) bool {
 	return i < 0 || i+2 >= len(s) || s[i+2] != 'Z'
 }
 
-func readPid(t *testing.T, path string) int {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		b, err := os.ReadFile(path)
-		if err == nil && strings.HasSuffix(string(b), "\n") {
-			n, err := strconv.Atoi(strings.TrimSpace(string(b)))
-			if err != nil {
-				t.Fatal(err)
-			}
-			return n
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no pid in %s", path)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 func TestExitCodeAndEnvironment(t *testing.T) {
 	dir := t.TempDir()
 	out := filepath.Join(dir, "env")
@@ -153,7 +134,7 @@ func TestStopKillsWholeGroup(t *testing.T) {
 		}
 		done <- res
 	}()
-	grandchild := readPid(t, bg)
+	grandchild := proctest.ReadPids(t, bg, 1)[0]
 	cancel()
 	res := <-done
 	if !res.Stopped || res.Expiring {
@@ -162,13 +143,7 @@ func TestStopKillsWholeGroup(t *testing.T) {
 	if res.Ran > 4*time.Second {
 		t.Fatalf("a child that exits on SIGTERM took %v to stop", res.Ran)
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for alive(grandchild) {
-		if time.Now().After(deadline) {
-			t.Fatalf("grandchild %d outlived the stop", grandchild)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	proctest.Eventually(t, fmt.Sprintf("grandchild %d gone after the stop", grandchild), func() bool { return !alive(grandchild) })
 }
 
 func TestGraceThenSIGKILL(t *testing.T) {
@@ -394,7 +369,7 @@ func TestReturnsOnlyOnceTreeIsDead(t *testing.T) {
 			t.Error(err)
 		}
 	}()
-	pid := readPid(t, bg)
+	pid := proctest.ReadPids(t, bg, 1)[0]
 	thaw := freeze(t, pid)
 	cancel()
 	// Run must not return while the frozen process exists.
