@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"strings"
 	"sync"
 	"time"
 )
@@ -423,4 +424,127 @@ type leaderState struct {
 	ignorePreferred string
 	// done is closed once lead has returned and the release is written.
 	done chan struct{}
+}
+
+type renewResult struct {
+	rec     Record
+	sentAt  time.Time
+	bootAt  time.Duration
+	adopted bool  // rec is a write of ours found by re-reading: no extension
+	lost    error // the term is over
+	err     error // transient: retry
+}
+
+// failure is the renewal's outcome as an error, nil on success.
+func (r renewResult) failure() error {
+	switch {
+	case r.lost != nil:
+		return r.lost
+	case r.err != nil:
+		return r.err
+	case r.adopted:
+		return ErrConflict
+	}
+	return nil
+}
+
+// renew writes a new renewTime over our last record, compare-and-swap on its
+// version, with a deadline no later than the end of validity.
+func (e *Elector) renew(ctx context.Context, ls *leaderState, last Record, values map[string]string) renewResult {
+	t := ls.term
+	now, bootAt := e.clock.Now(), e.boot()
+	left := t.Remaining()
+	if left <= 0 {
+		return renewResult{lost: ErrValidityExpired}
+	}
+	rec := last
+	rec.HolderIdentity = e.cfg.Identity
+	rec.LeaseDuration = e.cfg.LeaseDuration
+	rec.RenewTime = wallTime(now)
+	rec.Token = t.Token
+	rec.Instance = e.instance
+	rec.Released = 0
+	rec.Values = values
+	rctx, cancel := context.WithTimeout(ctx, left)
+	defer cancel()
+	e.sent(rec)
+	res, err := e.lock.Update(rctx, rec)
+	switch {
+	case err == nil:
+		return renewResult{rec: res, sentAt: now, bootAt: bootAt}
+	case errors.Is(err, ErrNotFound):
+		return renewResult{lost: ErrLockDeleted, sentAt: now}
+	case errors.Is(err, ErrConflict):
+		// Someone else wrote, or an earlier write of ours that we gave up
+		// on was applied late, or only metadata changed. Only a re-read
+		// tells which.
+		epoch := e.epoch()
+		cur, gerr := e.lock.Get(rctx)
+		switch {
+		case errors.Is(gerr, ErrNotFound):
+			return renewResult{lost: ErrLockDeleted, sentAt: now}
+		case gerr != nil:
+			return renewResult{err: gerr, sentAt: now}
+		}
+		e.seeRead(cur, epoch)
+		rec, cause := e.judge(ls, last, cur)
+		if cause != nil {
+			return renewResult{rec: rec, lost: cause, sentAt: now}
+		}
+		return renewResult{rec: rec, adopted: true, sentAt: now}
+	default:
+		return renewResult{err: err, sentAt: now}
+	}
+}
+
+// judge classifies a record at a newer version than last, our last
+// successful write, seen while we lead. It returns the record to continue
+// from, or why the term ends. Only a record exactly equal to one of our
+// writes, or to last but for its metadata, is ours: a hand edit copies the
+// holder and instance too, and whatever it changed (duration, renew time,
+// holder) others may now act on.
+func (e *Elector) judge(ls *leaderState, last, cur Record) (Record, error) {
+	switch {
+	case cur.sameContent(last), e.isMine(cur):
+		return cur, nil
+	case cur.HolderIdentity == e.cfg.Identity && cur.Instance != e.instance && cur.Instance != "":
+		return Record{}, fmt.Errorf("%w (identity %q, other instance %q)", ErrIdentityClash, cur.HolderIdentity, cur.Instance)
+	case cur.HolderIdentity != e.cfg.Identity:
+		if cur.HolderIdentity == "" {
+			return Record{}, fmt.Errorf("%w: someone else emptied the holder", ErrLockLost)
+		}
+		return Record{}, fmt.Errorf("%w: holder is now %q", ErrLockLost, cur.HolderIdentity)
+	}
+	req := last
+	req.PreferredHolder = cur.PreferredHolder
+	if cur.sameContent(req) {
+		// Only the requested successor changed: a handover request, or
+		// its withdrawal.
+		if p := cur.PreferredHolder; p != "" && p != e.cfg.Identity && p != ls.ignorePreferred {
+			e.log.Info("handover requested; stepping down", "successor", p)
+			return cur, ErrHandover
+		}
+		return cur, nil
+	}
+	return Record{}, fmt.Errorf("%w: the lock still names this replica but someone else edited it (%s)", ErrLockLost, diff(last, cur))
+}
+
+// diff names the protocol fields in which a and b differ.
+func diff(a, b Record) string {
+	var d []string
+	add := func(name string, differ bool) {
+		if differ {
+			d = append(d, name)
+		}
+	}
+	add("leaseDuration", a.LeaseDuration != b.LeaseDuration)
+	add("renewTime", !a.RenewTime.Equal(b.RenewTime))
+	add("acquireTime", !a.AcquireTime.Equal(b.AcquireTime))
+	add("leaseTransitions", a.LeaseTransitions != b.LeaseTransitions)
+	add("token", a.Token != b.Token)
+	add("instance", a.Instance != b.Instance)
+	add("released", a.Released != b.Released)
+	add("values", !maps.Equal(a.Values, b.Values))
+	add("preferredHolder", a.PreferredHolder != b.PreferredHolder)
+	return strings.Join(d, ", ")
 }
