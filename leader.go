@@ -292,8 +292,9 @@ func (e *Elector) onRenewed(ls *leaderState, r renewResult) {
 	default:
 	}
 	ls.last = r.rec
+	now := e.clock.Now() // the clock is the caller's (NewWithClock): not under mu
 	e.mu.Lock()
-	ls.lastRenew = e.clock.Now()
+	ls.lastRenew = now
 	e.mu.Unlock()
 	e.confirmed(r.rec)
 	ls.answerInflight(nil)
@@ -355,8 +356,9 @@ func (e *Elector) endTerm(ctx context.Context, ls *leaderState) (voluntary bool,
 // that hooks stay in order), and starts Healthy's count of how long lead
 // takes to return.
 func (e *Elector) stepDown(ls *leaderState) {
+	now := e.clock.Now()
 	e.mu.Lock()
-	e.stopping = e.clock.Now()
+	e.stopping = now
 	ls.ended = true
 	e.publish()
 	e.mu.Unlock()
