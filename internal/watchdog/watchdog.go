@@ -355,76 +355,122 @@ func (w *server) signalTree(sig syscall.Signal) {
 	contain.Signal(contain.Descendants(procs, w.self), sig)
 }
 
+// apply carries out one message of the supervisor, acknowledges it and
+// does what is then due; a malformed message changes nothing.
 func (w *server) apply(line string) error {
+	m, err := parseMessage(line)
+	if err != nil {
+		return err
+	}
+	switch m.kind {
+	case "deadline":
+		w.onDeadline(m.deadline, m.grace)
+	case "stop":
+		w.onStop(m.grace)
+	case "signal":
+		w.onSignal(m.signal)
+	}
+	w.rep.send("ack " + m.seq)
+	w.step()
+	return nil
+}
+
+// onDeadline arms or moves the deadline; the first one starts the command.
+// A new grace allows a new SIGTERM.
+func (w *server) onDeadline(d Deadline, grace time.Duration) {
+	w.deadline = d
+	if grace != w.grace {
+		w.termSent = false
+	}
+	w.grace = grace
+	w.armed = true
+	if !w.started && !w.neverRuns && !w.killing && w.deadline.left() > 0 {
+		w.start()
+	}
+}
+
+// onStop ends the command: never started, killed now (grace 0), or sent
+// SIGTERM and killed grace later.
+func (w *server) onStop(grace time.Duration) {
+	switch {
+	case !w.started:
+		w.neverRuns = true
+	case grace == 0:
+		w.killing = true
+	case !w.stopping && !w.killing:
+		w.stopping = true
+		w.stopAt = time.Now().Add(grace)
+		w.signalTree(syscall.SIGTERM)
+	}
+}
+
+// onSignal forwards sig to the command while it runs.
+func (w *server) onSignal(sig syscall.Signal) {
+	if w.started && !w.exited && w.child > 0 {
+		_ = syscall.Kill(w.child, sig)
+	}
+}
+
+// message is one line of the supervisor's protocol (see the package
+// documentation).
+type message struct {
+	kind     string // "deadline", "stop" or "signal"
+	seq      string // to acknowledge
+	deadline Deadline
+	grace    time.Duration // deadline: SIGTERM this long before; stop: SIGKILL this long after
+	signal   syscall.Signal
+}
+
+// parseMessage reads one line of the protocol, or says that it is
+// malformed: an unknown kind, a missing, extra or non-numeric field, a
+// negative grace, a signal number out of range.
+func parseMessage(line string) (message, error) {
+	bad := func() (message, error) { return message{}, fmt.Errorf("watchdog: malformed message %q", line) }
 	f := strings.Fields(line)
-	bad := func() error { return fmt.Errorf("watchdog: malformed message %q", line) }
 	if len(f) < 2 {
 		return bad()
 	}
-	seq := f[1]
-	if _, err := strconv.ParseUint(seq, 10, 64); err != nil {
+	m := message{kind: f[0], seq: f[1]}
+	if _, err := strconv.ParseUint(m.seq, 10, 64); err != nil {
 		return bad()
 	}
-	nums := func(n int) ([]int64, error) {
-		if len(f) != 2+n {
-			return nil, bad()
-		}
-		v := make([]int64, n)
-		for i := range v {
-			x, err := strconv.ParseInt(f[2+i], 10, 64)
-			if err != nil {
-				return nil, bad()
-			}
-			v[i] = x
-		}
-		return v, nil
-	}
-	switch f[0] {
+	var args int
+	switch m.kind {
 	case "deadline":
-		v, err := nums(3)
-		if err != nil || v[2] < 0 {
-			return bad()
-		}
-		w.deadline = Deadline{Mono: time.Duration(v[0]), Boot: time.Duration(v[1])}
-		g := time.Duration(v[2])
-		if g != w.grace {
-			w.termSent = false
-		}
-		w.grace = g
-		w.armed = true
-		if !w.started && !w.neverRuns && !w.killing && w.deadline.left() > 0 {
-			w.start()
-		}
-	case "stop":
-		v, err := nums(1)
-		if err != nil || v[0] < 0 {
-			return bad()
-		}
-		g := time.Duration(v[0])
-		switch {
-		case !w.started:
-			w.neverRuns = true
-		case g == 0:
-			w.killing = true
-		case !w.stopping && !w.killing:
-			w.stopping = true
-			w.stopAt = time.Now().Add(g)
-			w.signalTree(syscall.SIGTERM)
-		}
-	case "signal":
-		v, err := nums(1)
-		if err != nil || v[0] <= 0 || v[0] > 64 {
-			return bad()
-		}
-		if w.started && !w.exited && w.child > 0 {
-			_ = syscall.Kill(w.child, syscall.Signal(v[0]))
-		}
-	default:
+		args = 3
+	case "stop", "signal":
+		args = 1
+	}
+	if args == 0 || len(f) != 2+args {
 		return bad()
 	}
-	w.rep.send("ack " + seq)
-	w.step()
-	return nil
+	v := make([]int64, args)
+	for i := range v {
+		x, err := strconv.ParseInt(f[2+i], 10, 64)
+		if err != nil {
+			return bad()
+		}
+		v[i] = x
+	}
+	switch m.kind {
+	case "deadline":
+		if v[2] < 0 {
+			return bad()
+		}
+		m.deadline = Deadline{Mono: time.Duration(v[0]), Boot: time.Duration(v[1])}
+		m.grace = time.Duration(v[2])
+	case "stop":
+		if v[0] < 0 {
+			return bad()
+		}
+		m.grace = time.Duration(v[0])
+	case "signal":
+		if v[0] <= 0 || v[0] > 64 {
+			return bad()
+		}
+		m.signal = syscall.Signal(v[0])
+	}
+	return m, nil
 }
 
 // start starts the command, in a session of its own (so that nothing of
