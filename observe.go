@@ -253,68 +253,89 @@ func (e *Elector) leaseOf(r Record) time.Duration {
 // It also answers liveness probes of this replica (answerPing) as it sees
 // them.
 func (e *Elector) observeLoop(ctx context.Context) {
-	var pollingSince time.Time
-	var errs errLogger
-	var answered string // the last liveness probe answered (answerPing)
+	var o observer
 	for ctx.Err() == nil {
 		version, err := e.refresh(ctx)
 		if err != nil {
 			if ctx.Err() == nil {
-				errs.log(e.log, e.clock.Now(), "cannot read the lock; retrying", err)
+				o.errs.log(e.log, e.clock.Now(), "cannot read the lock; retrying", err)
 			}
 			e.sleep(ctx, jitter(e.cfg.RetryPeriod))
 			continue
 		}
-		errs.ok(e.log, "reading the lock works again")
-		e.answerPing(ctx, &answered)
-		if !pollingSince.IsZero() && e.clock.Since(pollingSince) < e.watchRetry {
+		o.errs.ok(e.log, "reading the lock works again")
+		e.answerPing(ctx, &o.answered)
+		if !o.pollingSince.IsZero() && e.clock.Since(o.pollingSince) < e.watchRetry {
 			e.sleep(ctx, jitter(e.cfg.RetryPeriod))
 			continue
 		}
-		started := e.clock.Now()
-		ch, err := e.lock.Watch(ctx, version)
-		if errors.Is(err, ErrForbidden) {
-			if pollingSince.IsZero() {
-				e.log.Warn("watching the lock is forbidden; polling it instead, which is slower to notice a release and costs one read per retry period. Grant the verb \"watch\" on the lock to fix this.",
-					"error", err, "every", e.cfg.RetryPeriod, "retryWatchEvery", e.watchRetry)
-			}
-			pollingSince = started
-			continue
+		e.watchFrom(ctx, version, &o)
+	}
+}
+
+// observer is the observer loop's own state; only its goroutine uses it.
+type observer struct {
+	// pollingSince is when watching was last found forbidden; zero while
+	// watching works.
+	pollingSince time.Time
+	errs         errLogger
+	// answered is the last liveness probe answered (answerPing).
+	answered string
+}
+
+// watchFrom watches the lock from version until the watch ends, and
+// records what it sees. A watch that is forbidden switches the loop to
+// polling; one that ends at once is retried only after RetryPeriod, so
+// that it cannot spin.
+func (e *Elector) watchFrom(ctx context.Context, version uint64, o *observer) {
+	started := e.clock.Now()
+	ch, err := e.lock.Watch(ctx, version)
+	if errors.Is(err, ErrForbidden) {
+		if o.pollingSince.IsZero() {
+			e.log.Warn("watching the lock is forbidden; polling it instead, which is slower to notice a release and costs one read per retry period. Grant the verb \"watch\" on the lock to fix this.",
+				"error", err, "every", e.cfg.RetryPeriod, "retryWatchEvery", e.watchRetry)
 		}
-		if err != nil {
-			if ctx.Err() == nil {
-				errs.log(e.log, e.clock.Now(), "cannot watch the lock; retrying", err)
-			}
-			e.sleep(ctx, jitter(e.cfg.RetryPeriod))
-			continue
+		o.pollingSince = started
+		return
+	}
+	if err != nil {
+		if ctx.Err() == nil {
+			o.errs.log(e.log, e.clock.Now(), "cannot watch the lock; retrying", err)
 		}
-		if !pollingSince.IsZero() {
-			e.log.Info("watching the lock works again; stopped polling")
-			pollingSince = time.Time{}
+		e.sleep(ctx, jitter(e.cfg.RetryPeriod))
+		return
+	}
+	if !o.pollingSince.IsZero() {
+		e.log.Info("watching the lock works again; stopped polling")
+		o.pollingSince = time.Time{}
+	}
+	for ev := range ch {
+		e.onWatchEvent(ctx, ev, o)
+	}
+	if e.clock.Since(started) < e.cfg.RetryPeriod {
+		e.sleep(ctx, jitter(e.cfg.RetryPeriod))
+	}
+}
+
+// onWatchEvent records one event of the watch. Events arrive in order, so
+// a deletion's version is current.
+func (e *Elector) onWatchEvent(ctx context.Context, ev Event, o *observer) {
+	switch ev.Type {
+	case Deleted:
+		e.seeMissing(ev.Record.Version, e.epoch())
+	case Failed:
+		switch {
+		case ctx.Err() != nil:
+		case errors.Is(ev.Err, ErrExpired):
+			e.log.Debug("watch expired; re-reading the lock", "error", ev.Err)
+		case errors.Is(ev.Err, ErrForbidden):
+			o.pollingSince = e.clock.Now()
+			e.log.Warn("watching the lock became forbidden; polling it instead. Grant the verb \"watch\" on the lock to fix this.", "error", ev.Err)
+		default:
+			o.errs.log(e.log, e.clock.Now(), "the watch on the lock failed; re-reading it", ev.Err)
 		}
-		for ev := range ch {
-			switch ev.Type {
-			case Deleted:
-				e.seeMissing(ev.Record.Version, e.epoch()) // in order: current
-			case Failed:
-				switch {
-				case ctx.Err() != nil:
-				case errors.Is(ev.Err, ErrExpired):
-					e.log.Debug("watch expired; re-reading the lock", "error", ev.Err)
-				case errors.Is(ev.Err, ErrForbidden):
-					pollingSince = e.clock.Now()
-					e.log.Warn("watching the lock became forbidden; polling it instead. Grant the verb \"watch\" on the lock to fix this.", "error", ev.Err)
-				default:
-					errs.log(e.log, e.clock.Now(), "the watch on the lock failed; re-reading it", ev.Err)
-				}
-			default:
-				e.seeEvent(ev.Record)
-				e.answerPing(ctx, &answered)
-			}
-		}
-		// A watch that ends at once, again and again, must not spin.
-		if e.clock.Since(started) < e.cfg.RetryPeriod {
-			e.sleep(ctx, jitter(e.cfg.RetryPeriod))
-		}
+	default:
+		e.seeEvent(ev.Record)
+		e.answerPing(ctx, &o.answered)
 	}
 }
