@@ -155,29 +155,32 @@ func (e *Elector) campaign(ctx context.Context) (Term, Record, error) {
 			}
 			return t, rec, nil
 		}
-		if ctx.Err() != nil {
-			continue
+		if ctx.Err() == nil {
+			e.onAcquireFailed(ctx, err, &errs)
 		}
-		if errors.Is(err, ErrConflict) || errors.Is(err, ErrNotFound) {
-			// Someone wrote first, or our view was stale: read the latest
-			// version and decide again. The countdown restarts only if the
-			// record really changed. If the read changes nothing we would
-			// try again at once, so back off first: a store that keeps
-			// refusing must not be hammered.
-			e.log.Debug("lost the race for the lock; re-reading it", "error", err)
-			if _, err := e.refresh(ctx); err != nil && ctx.Err() == nil {
-				errs.log(e.log, e.clock.Now(), "cannot read the lock; retrying", err)
-				e.sleep(ctx, jitter(e.cfg.RetryPeriod))
-				continue
-			}
-			o := e.snapshot()
-			proven, _ := e.provenAt(o)
-			if act, _ := e.decide(o, e.clock.Now(), o.exists && e.isMine(o.rec), proven); act != actWait {
-				e.sleep(ctx, jitter(e.cfg.RetryPeriod))
-			}
-			continue
-		}
+	}
+}
+
+// onAcquireFailed backs off after a failed acquiring write. A lost race
+// (ErrConflict) or a stale view (ErrNotFound) re-reads the lock and decides
+// again at once if the record really changed; if the read changes nothing
+// the campaign would try again at once, so it backs off first: a store that
+// keeps refusing must not be hammered.
+func (e *Elector) onAcquireFailed(ctx context.Context, err error, errs *errLogger) {
+	if !errors.Is(err, ErrConflict) && !errors.Is(err, ErrNotFound) {
 		errs.log(e.log, e.clock.Now(), "cannot acquire the lock; retrying", err)
+		e.sleep(ctx, jitter(e.cfg.RetryPeriod))
+		return
+	}
+	e.log.Debug("lost the race for the lock; re-reading it", "error", err)
+	if _, err := e.refresh(ctx); err != nil && ctx.Err() == nil {
+		errs.log(e.log, e.clock.Now(), "cannot read the lock; retrying", err)
+		e.sleep(ctx, jitter(e.cfg.RetryPeriod))
+		return
+	}
+	o := e.snapshot()
+	proven, _ := e.provenAt(o)
+	if act, _ := e.decide(o, e.clock.Now(), o.exists && e.isMine(o.rec), proven); act != actWait {
 		e.sleep(ctx, jitter(e.cfg.RetryPeriod))
 	}
 }
@@ -214,8 +217,9 @@ func (e *Elector) refresh(ctx context.Context) (uint64, error) {
 	return r.Version, nil
 }
 
-// acquire writes this elector as holder. The validity of the new term counts
-// from the moment the write was sent.
+// acquire writes this elector as holder: by compare-and-swap on the record
+// observed, or, if there is none, by a create that is only held (errHolding).
+// The validity of the new term counts from the moment the write was sent.
 func (e *Elector) acquire(ctx context.Context, o observation, act action) (Term, Record, error) {
 	now, bootAt := e.clock.Now(), e.boot()
 	rec := Record{
@@ -230,46 +234,57 @@ func (e *Elector) acquire(ctx context.Context, o observation, act action) (Term,
 	rec.PodUID, rec.Proof = e.restart.beginTerm(now, bootAt)
 	rctx, cancel := context.WithTimeout(ctx, e.cfg.RenewInterval)
 	defer cancel()
-	var res Record
-	var err error
 	if act == actCreate {
-		// A create is not a compare-and-swap on a version: "absent" can
-		// be absent again after someone else created and an operator
-		// deleted the lock while our request was in flight, so our create
-		// may land over a term we never saw. The lock is therefore held,
-		// not led, for a lease duration: nobody takes it, and we take it
-		// ourselves (a compare-and-swap) once that holder, and any holder
-		// of a deletion we only read about, can no longer act. It is
-		// never counted as our own write, even if it lands after we gave
-		// up on it. It carries no acquire time: it begins no term, so
-		// observers must not read a fencing token from it (TermToken).
-		rec.AcquireTime = time.Time{}
-		res, err = e.lock.Create(rctx, rec)
-		if err != nil {
-			return Term{}, Record{}, err
-		}
-		e.mu.Lock()
-		e.created = res
-		e.mu.Unlock()
-		e.seeEvent(res)
-		return Term{}, Record{}, errHolding
-	} else {
-		prev := o.rec
-		rec.Version = prev.Version
-		rec.LeaseTransitions = prev.LeaseTransitions
-		if prev.HolderIdentity != e.cfg.Identity && rec.LeaseTransitions < 1<<31-1 {
-			rec.LeaseTransitions++
-		}
-		// A handover request is void once anyone acquires: fulfilled if
-		// it is us, expired otherwise (the named replica did not take the
-		// lock in its head start). Keeping it would make leadership flap
-		// when the named replica is not running.
-		rec.Values = prev.Values
-		e.sent(rec)
-		res, err = e.lock.Update(rctx, rec)
+		return Term{}, Record{}, e.createHeld(rctx, rec)
 	}
+	res, err := e.takeOver(rctx, o.rec, rec)
 	if err != nil {
 		return Term{}, Record{}, err
+	}
+	return e.newTerm(res, now, bootAt), res, nil
+}
+
+// createHeld creates the lock with this elector as holder, and holds it.
+//
+// A create is not a compare-and-swap on a version: "absent" can be absent
+// again after someone else created and an operator deleted the lock while
+// our request was in flight, so our create may land over a term we never
+// saw. The lock is therefore held, not led, for a lease duration: nobody
+// takes it, and we take it ourselves (a compare-and-swap) once that holder,
+// and any holder of a deletion we only read about, can no longer act. It is
+// never counted as our own write, even if it lands after we gave up on it.
+// It carries no acquire time: it begins no term, so observers must not read
+// a fencing token from it (TermToken). It returns errHolding on success.
+func (e *Elector) createHeld(ctx context.Context, rec Record) error {
+	rec.AcquireTime = time.Time{}
+	res, err := e.lock.Create(ctx, rec)
+	if err != nil {
+		return err
+	}
+	e.mu.Lock()
+	e.created = res
+	e.mu.Unlock()
+	e.seeEvent(res)
+	return errHolding
+}
+
+// takeOver writes rec over prev, the record observed, by compare-and-swap on
+// its version.
+func (e *Elector) takeOver(ctx context.Context, prev, rec Record) (Record, error) {
+	rec.Version = prev.Version
+	rec.LeaseTransitions = prev.LeaseTransitions
+	if prev.HolderIdentity != e.cfg.Identity && rec.LeaseTransitions < 1<<31-1 {
+		rec.LeaseTransitions++
+	}
+	// A handover request is void once anyone acquires: fulfilled if it is
+	// us, expired otherwise (the named replica did not take the lock in its
+	// head start). Keeping it would make leadership flap when the named
+	// replica is not running.
+	rec.Values = prev.Values
+	e.sent(rec)
+	res, err := e.lock.Update(ctx, rec)
+	if err != nil {
+		return Record{}, err
 	}
 	e.mu.Lock()
 	if res.Version <= e.lastToken {
@@ -281,9 +296,14 @@ func (e *Elector) acquire(ctx context.Context, o observation, act action) (Term,
 	e.lastToken = max(e.lastToken, res.Version)
 	e.mu.Unlock()
 	e.confirmed(res)
+	return res, nil
+}
+
+// newTerm begins the term that the acquiring write res, sent at now (bootAt
+// on the boot clock), won: its validity counts from the send.
+func (e *Elector) newTerm(res Record, now time.Time, bootAt time.Duration) Term {
 	e.restart.acquired(res.Version, bootAt+e.cfg.termValidity())
 	v := &validity{now: e.clock.Now, boot: e.boot}
 	v.extend(now, bootAt, e.cfg.termValidity())
-	t := Term{Identity: e.cfg.Identity, Token: res.Version, AcquireTime: now, Values: maps.Clone(res.Values), v: v, restartLock: e.restart.file()}
-	return t, res, nil
+	return Term{Identity: e.cfg.Identity, Token: res.Version, AcquireTime: now, Values: maps.Clone(res.Values), v: v, restartLock: e.restart.file()}
 }
