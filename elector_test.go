@@ -137,6 +137,19 @@ func newLead() *lead { return &lead{hold: closedChan(), stop: make(chan struct{}
 
 func closedChan() chan struct{} { c := make(chan struct{}); close(c); return c }
 
+// holdLead keeps l's lead from returning after its context ends until
+// release is called; the test's cleanup calls it too, so that a failed
+// test ends its bubble instead of leaving lead blocked.
+func holdLead(t *testing.T, l *lead) (release func()) {
+	l.mu.Lock()
+	l.hold = make(chan struct{})
+	hold := l.hold
+	l.mu.Unlock()
+	release = sync.OnceFunc(func() { close(hold) })
+	t.Cleanup(release)
+	return release
+}
+
 func (l *lead) fn(ctx context.Context, t leadership.Term) error {
 	l.active.Store(true)
 	l.mu.Lock()
@@ -333,7 +346,7 @@ func TestReleaseOnlyAfterLeadReturned(t *testing.T) {
 		ml := newLock()
 		e := h.elector("a", ml, nil)
 		l := newLead()
-		l.hold = make(chan struct{})
+		release := holdLead(t, l)
 		stop := run(t, e, l)
 		synctest.Wait()
 		if l.count() != 1 {
@@ -349,7 +362,7 @@ func TestReleaseOnlyAfterLeadReturned(t *testing.T) {
 		if r := record(ml); r.HolderIdentity != "a" {
 			t.Fatalf("released while lead was still running: %+v", r)
 		}
-		close(l.hold)
+		release()
 		<-stopped
 		r := record(ml)
 		if r.HolderIdentity != "" || r.LeaseDuration != time.Second {
@@ -740,7 +753,7 @@ func TestHealthyDetectsLeadIgnoringCancellation(t *testing.T) {
 			t.Fatal("healthy before Run")
 		}
 		l := newLead()
-		l.hold = make(chan struct{}) // lead ignores its cancelled context
+		release := holdLead(t, l) // lead ignores its cancelled context
 		run(t, e, l)
 		synctest.Wait()
 		if l.count() != 1 {
@@ -755,7 +768,7 @@ func TestHealthyDetectsLeadIgnoringCancellation(t *testing.T) {
 		if e.Healthy() == nil {
 			t.Fatal("healthy although lead has not returned 16s after its term ended")
 		}
-		close(l.hold)
+		release()
 		synctest.Wait()
 		if err := e.Healthy(); err != nil {
 			t.Fatalf("once lead returned: %v", err)
@@ -936,7 +949,7 @@ func TestSelfEndsWithTheTerm(t *testing.T) {
 		c := ml.Conn()
 		e := h.elector("a", c, nil)
 		l := newLead()
-		l.hold = make(chan struct{}) // lead keeps running after its context ends
+		release := holdLead(t, l) // lead keeps running after its context ends
 		run(t, e, l)
 		synctest.Wait()
 		if !e.Leader().Self {
@@ -954,7 +967,7 @@ func TestSelfEndsWithTheTerm(t *testing.T) {
 			t.Fatal("lead returned before the check: the test proves nothing")
 		}
 		c.Cut(false)
-		close(l.hold)
+		release()
 	})
 }
 

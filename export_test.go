@@ -75,25 +75,18 @@ func NewTestElector(l Lock, cfg Config, b *TestBoot) (*Elector, error) {
 	return e, nil
 }
 
-// testBootTimer stands for bootclock.Timer: it fires when the boot clock
-// reaches its deadline, by time passing or by a Suspend.
+// testBootTimer stands for bootclock.Timer. It fires when a Suspend
+// carries the boot clock past its deadline (or when set to one already
+// past), not when time passing reaches it: the monotonic timer does that,
+// at the same instant, and a test of either mechanism must see it alone.
 type testBootTimer struct {
 	b        *TestBoot
 	c        chan struct{}
 	deadline atomic.Int64
-
-	mu sync.Mutex
-	t  *time.Timer
 }
 
 func (t *testBootTimer) Set(deadline time.Duration) error {
 	t.deadline.Store(int64(deadline))
-	t.mu.Lock()
-	if t.t != nil {
-		t.t.Stop()
-	}
-	t.t = time.AfterFunc(max(0, deadline-t.b.Now()), t.check)
-	t.mu.Unlock()
 	t.check()
 	return nil
 }
@@ -110,14 +103,9 @@ func (t *testBootTimer) check() {
 func (t *testBootTimer) C() <-chan struct{} { return t.c }
 
 func (t *testBootTimer) Stop() {
-	t.mu.Lock()
-	if t.t != nil {
-		t.t.Stop()
-	}
-	t.mu.Unlock()
 	t.b.mu.Lock()
+	defer t.b.mu.Unlock()
 	delete(t.b.timers, t)
-	t.b.mu.Unlock()
 }
 
 // Observed is what an elector last observed of the lock.
