@@ -122,15 +122,14 @@ func (w *writes) all() []write {
 // lead records the terms an elector runs, how and when each began and
 // ended.
 type lead struct {
-	mu       sync.Mutex
-	terms    []leadership.Term
-	began    []time.Time
-	causes   []error
-	endedAt  []time.Time
-	hold     chan struct{} // keeps lead from returning after its context ends until closed
-	active   atomic.Bool
-	stop     chan struct{} // closing it makes the current lead return nil
-	returned int
+	mu      sync.Mutex
+	terms   []leadership.Term
+	began   []time.Time
+	causes  []error
+	endedAt []time.Time
+	hold    chan struct{} // keeps lead from returning after its context ends until closed
+	active  atomic.Bool
+	stop    chan struct{} // closing it makes the current lead return nil
 }
 
 func newLead() *lead { return &lead{hold: closedChan(), stop: make(chan struct{})} }
