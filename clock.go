@@ -39,9 +39,10 @@ type Timer interface {
 // of the elector, the boot clock of the suspend check included, comes from
 // clk (the boot clock is the time passed on clk since NewWithClock). It is
 // for tests and fault injection; production code uses New, whose clocks
-// are the process's monotonic clock and CLOCK_BOOTTIME. Inside a
-// testing/synctest bubble, New's monotonic clock is already virtual: a
-// test needs NewWithClock only for a clock of another rate.
+// are the process's monotonic clock and CLOCK_BOOTTIME. A test in a
+// testing/synctest bubble needs it too, with a clock on the time package
+// (leadershiptest.Clock): New's boot-clock timer waits on a timerfd, which
+// the bubble does not see, so the bubble's time would never move on.
 func NewWithClock(lock Lock, cfg Config, clk Clock) (*Elector, error) {
 	start := clk.Now()
 	boot := func() time.Duration { return clk.Now().Sub(start) }

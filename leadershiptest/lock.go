@@ -1,7 +1,8 @@
 // Package leadershiptest helps test code that uses package leadership: an
 // in-memory Lock with the faults a real store has (a cut connection, a write
 // applied after its sender gave up, a deletion, a hand edit, a compacted
-// history), and TestLock, a conformance suite for Lock implementations.
+// history), TestLock, a conformance suite for Lock implementations, and
+// Clock, which runs an elector in a testing/synctest bubble.
 //
 // The in-memory Lock behaves like kubelease on a real API server in every
 // way the elector relies on: versions strictly increase across deletion and
