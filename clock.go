@@ -1,6 +1,7 @@
 package leadership
 
 import (
+	"errors"
 	"math/rand"
 	"sync"
 	"time"
@@ -44,6 +45,9 @@ type Timer interface {
 // (leadershiptest.Clock): New's boot-clock timer waits on a timerfd, which
 // the bubble does not see, so the bubble's time would never move on.
 func NewWithClock(lock Lock, cfg Config, clk Clock) (*Elector, error) {
+	if clk == nil {
+		return nil, errors.New("leadership: NewWithClock with a nil Clock: pass one (leadershiptest.Clock is the time package's), or call New")
+	}
 	start := clk.Now()
 	boot := func() time.Duration { return clk.Now().Sub(start) }
 	e, err := newElector(lock, cfg, clk, boot)
