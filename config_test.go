@@ -1,10 +1,12 @@
 package leadership
 
 import (
+	"context"
 	"errors"
 	"math"
 	"strings"
 	"testing"
+	"testing/synctest"
 	"time"
 )
 
@@ -74,7 +76,7 @@ func TestConfigInvalid(t *testing.T) {
 			if ce.Field != c.field || !strings.Contains(err.Error(), c.rule) || !strings.Contains(err.Error(), "Config."+c.field) {
 				t.Fatalf("got %q (field %s), want field %s and rule containing %q", err, ce.Field, c.field, c.rule)
 			}
-			if _, err := New(newMemLock(), c.cfg); err == nil {
+			if _, err := New(noLock{}, c.cfg); err == nil {
 				t.Fatal("New accepted an invalid Config")
 			}
 		})
@@ -204,26 +206,46 @@ func TestDecide(t *testing.T) {
 			wait  time.Duration
 		}{"released to another, grace over", []step{{at: 0, ev: rel}}, false, 5, actTake, 0})
 	for _, c := range cases {
+		// In a bubble the elector's clock, the time package's, is virtual:
+		// each step is seen at exactly its instant after the bubble's
+		// start, which stands for t0.
 		t.Run(c.name, func(t *testing.T) {
-			h := newHarness(t)
-			e := h.elector("me", newMemLock(), nil)
-			for _, s := range c.steps {
-				h.fc.SetTime(t0.Add(sec(s.at)))
-				switch {
-				case s.del != 0:
-					e.seeMissing(s.del, e.epoch())
-				case s.miss:
-					e.seeMissing(0, e.epoch())
-				case s.read:
-					e.seeRead(s.ev, e.epoch())
-				default:
-					e.seeEvent(s.ev)
+			synctest.Test(t, func(t *testing.T) {
+				start := time.Now()
+				e, err := newElector(noLock{}, Config{Identity: "me", LeaseDuration: 15 * time.Second}, realClock{}, func() time.Duration { return 0 })
+				if err != nil {
+					t.Fatal(err)
 				}
-			}
-			act, wait := e.decide(e.snapshot(), t0.Add(sec(c.now)), c.mine, time.Time{})
-			if act != c.act || wait != c.wait {
-				t.Errorf("got %v %v, want %v %v", act, wait, c.act, c.wait)
-			}
+				for _, s := range c.steps {
+					time.Sleep(time.Until(start.Add(sec(s.at))))
+					switch {
+					case s.del != 0:
+						e.seeMissing(s.del, e.epoch())
+					case s.miss:
+						e.seeMissing(0, e.epoch())
+					case s.read:
+						e.seeRead(s.ev, e.epoch())
+					default:
+						e.seeEvent(s.ev)
+					}
+				}
+				act, wait := e.decide(e.snapshot(), start.Add(sec(c.now)), c.mine, time.Time{})
+				if act != c.act || wait != c.wait {
+					t.Errorf("got %v %v, want %v %v", act, wait, c.act, c.wait)
+				}
+			})
 		})
 	}
 }
+
+// noLock is a Lock that holds nothing, for tests of the elector's
+// judgement alone, which never reach the lock.
+type noLock struct{}
+
+func (noLock) Get(context.Context) (Record, error)            { return Record{}, ErrNotFound }
+func (noLock) Create(context.Context, Record) (Record, error) { return Record{}, ErrConflict }
+func (noLock) Update(context.Context, Record) (Record, error) { return Record{}, ErrNotFound }
+func (noLock) Watch(context.Context, uint64) (<-chan Event, error) {
+	return nil, ErrForbidden
+}
+func (noLock) String() string { return "nolock" }

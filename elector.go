@@ -11,7 +11,6 @@ import (
 
 	"github.com/leadership-dev/leadership/internal/bootclock"
 	"github.com/leadership-dev/leadership/internal/podlock"
-	"k8s.io/utils/clock"
 )
 
 // LeadFunc is the leader's work. It runs while this replica leads and must
@@ -37,7 +36,7 @@ type Elector struct {
 	cfg      Config
 	lock     Lock
 	log      *slog.Logger
-	clock    clock.WithTicker
+	clock    electorClock
 	boot     func() time.Duration
 	instance string
 	// newBootTimer makes the timer that ends a term on the boot clock, which
@@ -83,10 +82,10 @@ type Elector struct {
 // New returns an Elector for lock with cfg, or the *ConfigError of the first
 // invalid field.
 func New(lock Lock, cfg Config) (*Elector, error) {
-	return newElector(lock, cfg, clock.RealClock{}, bootclock.Now)
+	return newElector(lock, cfg, realClock{}, bootclock.Now)
 }
 
-func newElector(lock Lock, cfg Config, clk clock.WithTicker, boot func() time.Duration) (*Elector, error) {
+func newElector(lock Lock, cfg Config, clk Clock, boot func() time.Duration) (*Elector, error) {
 	if lock == nil {
 		return nil, &ConfigError{Field: "Lock", Value: nil, Rule: "required"}
 	}
@@ -109,7 +108,7 @@ func newElector(lock Lock, cfg Config, clk clock.WithTicker, boot func() time.Du
 		lock:         lock,
 		log:          log,
 		restart:      newRestarter(cfg.Restart, lock.String(), log),
-		clock:        clk,
+		clock:        electorClock{clk},
 		boot:         boot,
 		instance:     inst,
 		newBootTimer: func() (bootTimer, error) { return bootclock.NewTimer() },

@@ -3,6 +3,7 @@ package leadership_test
 import (
 	"context"
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/leadership-dev/leadership"
@@ -131,4 +132,57 @@ func ExampleJoinHooks() {
 	// Output:
 	// audit: replica-a acquired the lock (previous holder "")
 	// metrics: terms_total+1
+}
+
+// skewedClock runs rate times as fast as the time package's clock, as on a
+// host whose oscillator is off: a leadership.Clock is two methods.
+type skewedClock struct {
+	start time.Time // with its monotonic reading, so Now's are monotonic too
+	rate  float64
+}
+
+func (c skewedClock) Now() time.Time {
+	return c.start.Add(time.Duration(float64(time.Since(c.start)) * c.rate))
+}
+
+func (c skewedClock) NewTimer(d time.Duration) leadership.Timer {
+	return skewedTimer{time.NewTimer(c.base(d)), c}
+}
+
+// base is d on this clock in the time package's, rounded up: a timer must
+// not fire early on this clock.
+func (c skewedClock) base(d time.Duration) time.Duration {
+	return time.Duration(math.Ceil(float64(d) / c.rate))
+}
+
+type skewedTimer struct {
+	t *time.Timer
+	c skewedClock
+}
+
+func (t skewedTimer) C() <-chan time.Time        { return t.t.C }
+func (t skewedTimer) Stop() bool                 { return t.t.Stop() }
+func (t skewedTimer) Reset(d time.Duration) bool { return t.t.Reset(t.c.base(d)) }
+
+// A test runs an elector on a clock of its own, here one that runs 1%
+// fast, to see that MaxClockDrift (by default 1%) absorbs it.
+func ExampleNewWithClock() {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	clk := skewedClock{start: time.Now(), rate: 1.01}
+	e, err := leadership.NewWithClock(releasedLock(), leadership.Config{Identity: "replica-a"}, clk)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	terms := make(chan leadership.Term, 1)
+	go func() {
+		_ = e.Run(ctx, func(ctx context.Context, t leadership.Term) error {
+			terms <- t
+			<-ctx.Done()
+			return nil
+		})
+	}()
+	fmt.Println((<-terms).Identity, "leads on a clock 1% fast")
+	// Output: replica-a leads on a clock 1% fast
 }

@@ -13,9 +13,7 @@ import (
 	"time"
 
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
-	clocktesting "k8s.io/utils/clock/testing"
 
 	"github.com/leadership-dev/leadership"
 	"github.com/leadership-dev/leadership/kubelease"
@@ -196,21 +194,6 @@ func ExampleElector_Term() {
 		fmt.Fprintln(w, "not leading")
 	})
 	_ = http.ListenAndServe("127.0.0.1:8080", mux)
-}
-
-// A test runs an elector on a clock of its own, here one that the test
-// steps by hand.
-func ExampleNewWithClock() {
-	lock, err := kubelease.New(kubernetes.NewForConfigOrDie(&rest.Config{Host: "https://127.0.0.1:6443"}).CoordinationV1(), "default", "credential-renewer")
-	if err != nil {
-		return
-	}
-	clk := clocktesting.NewFakeClock(time.Now())
-	e, err := leadership.NewWithClock(lock, leadership.Config{Identity: "replica-a"}, clk)
-	if err != nil {
-		return
-	}
-	fmt.Println(e.Config().LeaseDuration)
 }
 
 // A replica whose container crashes and is restarted in the same pod takes

@@ -1,11 +1,15 @@
-package leadership
+package leadership_test
 
 import (
 	"context"
 	"errors"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
+
+	"github.com/leadership-dev/leadership"
+	"github.com/leadership-dev/leadership/leadershiptest"
 )
 
 func TestPingTarget(t *testing.T) {
@@ -20,102 +24,34 @@ func TestPingTarget(t *testing.T) {
 		{"id/", "", false},
 		{"", "", false},
 	} {
-		id, ok := PingTarget(c.ping)
+		id, ok := leadership.PingTarget(c.ping)
 		if id != c.id || ok != c.ok {
 			t.Errorf("PingTarget(%q) = %q, %v; want %q, %v", c.ping, id, ok, c.id, c.ok)
 		}
 	}
 }
 
-// pong is the probe's answer on the lock, and how many answers were written.
-func pong(ml *memLock) (string, int) {
-	ml.mu.Lock()
-	defer ml.mu.Unlock()
-	return ml.rec.Pong, ml.pongs
+// counting is a lock that counts the probe answers written through it.
+type counting struct {
+	*leadershiptest.Lock
+	answers *atomic.Int32
+}
+
+func (l counting) AnswerPing(ctx context.Context, version uint64, ping string) (leadership.Record, error) {
+	r, err := l.Lock.AnswerPing(ctx, version, ping)
+	if err == nil {
+		l.answers.Add(1)
+	}
+	return r, err
 }
 
 // writePing writes a probe as `leadership handover --to` does: metadata
 // only, over the current record.
-func writePing(ml *memLock, ping string) {
-	ml.mu.Lock()
-	defer ml.mu.Unlock()
-	r := ml.rec
-	r.Ping, r.Pong = ping, ""
-	ml.put(r)
+func writePing(ml *leadershiptest.Lock, ping string) {
+	ml.Edit(func(r *leadership.Record) { r.Ping, r.Pong = ping, "" })
 }
 
-// A follower answers a probe naming it, once; nobody else answers; and
-// neither the probe nor the answer moves anyone's countdown or ends the
-// leader's term.
-func TestFollowerAnswersPing(t *testing.T) {
-	h := newHarness(t)
-	ml := newMemLock()
-	a, b, c, la, lb, lc := ledByA(t, h, ml)
-	ob, oc := b.snapshot(), c.snapshot()
-	// Later than the observations, so that a probe taken for a renewal
-	// would restart the countdowns; earlier than a's renewal.
-	h.fc.Step(time.Second)
-
-	writePing(ml, "nobody/1")
-	writePing(ml, "b/2")
-	eventually(t, "b answered", func() bool { p, _ := pong(ml); return p == "b/2" })
-	settle(t, ml, a, b, c)
-	if _, n := pong(ml); n != 1 {
-		t.Fatalf("%d answers, want 1 (b's alone)", n)
-	}
-	// Still before a's first renewal, which publishes the token: the
-	// followers know it from the acquiring write, whose version the probe
-	// and its answer moved.
-	for name, e := range map[string]*Elector{"b": b, "c": c} {
-		if got, want := e.Leader(), la.term(0).Token; got.Identity != "a" || got.Token != want {
-			t.Errorf("%s's Leader() = %+v; want a with token %d", name, got, want)
-		}
-	}
-	for name, o := range map[string][2]observation{"b": {ob, b.snapshot()}, "c": {oc, c.snapshot()}} {
-		before, after := o[0], o[1]
-		if !after.at.Equal(before.at) || !after.heldUntil.Equal(before.heldUntil) || after.holderMax != before.holderMax {
-			t.Errorf("%s's countdown moved: before at %v until %v, after at %v until %v", name, before.at, before.heldUntil, after.at, after.heldUntil)
-		}
-	}
-
-	// a renews over the probe and its answer, in the same term, and keeps
-	// them (only the handover command removes them).
-	h.fc.Step(3 * time.Second)
-	r := renewedAfter(t, h, ml, h.start)
-	if la.ended() != 0 || la.count() != 1 || r.HolderIdentity != "a" || r.Token != la.term(0).Token {
-		t.Fatalf("a's term: %d started, %d ended (cause %v); record %+v", la.count(), la.ended(), causeOrNil(la), r)
-	}
-	if r.Ping != "b/2" || r.Pong != "b/2" {
-		t.Fatalf("probe after the renewal: ping %q pong %q", r.Ping, r.Pong)
-	}
-	if lb.count()+lc.count() != 0 {
-		t.Fatal("a follower led")
-	}
-	renewedAfter(t, h, ml, r.RenewTime) // another renewal: no second answer
-	settle(t, ml, a, b, c)
-	if _, n := pong(ml); n != 1 {
-		t.Fatalf("%d answers after renewals, want 1", n)
-	}
-}
-
-// renewedAfter steps the fake clock in 100ms steps until the lock records a
-// renewal later than after, and returns it. Steps, not one jump: the renewal
-// timer may be armed a moment after the term began, and a renewal that met
-// a conflict is retried at the next step.
-func renewedAfter(t *testing.T, h *harness, ml *memLock, after time.Time) Record {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		if r, _ := ml.get(); r.RenewTime.After(after) {
-			return r
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no renewal after %v (fake clock at %v)", after, h.fc.Now())
-		}
-		h.fc.Step(100 * time.Millisecond)
-		time.Sleep(time.Millisecond)
-	}
-}
+func pong(ml *leadershiptest.Lock) string { return record(ml).Pong }
 
 func causeOrNil(l *lead) error {
 	if l.ended() == 0 {
@@ -124,139 +60,178 @@ func causeOrNil(l *lead) error {
 	return l.cause(0)
 }
 
+// A follower answers a probe naming it, once; nobody else answers; and
+// neither the probe nor the answer moves anyone's countdown or ends the
+// leader's term.
+func TestFollowerAnswersPing(t *testing.T) {
+	bubble(t, func(t *testing.T, h *harness) {
+		ml := newLock()
+		var answers atomic.Int32
+		_, b, c, la, lb, lc := ledByA(t, h, counting{ml, &answers})
+		ob, oc := b.Observed(), c.Observed()
+		// Later than the observations, so that a probe taken for a renewal
+		// would restart the countdowns; earlier than a's renewal at 5s.
+		sleep(time.Second)
+		writePing(ml, "nobody/1")
+		writePing(ml, "b/2")
+		synctest.Wait()
+		if p, n := pong(ml), answers.Load(); p != "b/2" || n != 1 {
+			t.Fatalf("pong %q after %d answers; want b's alone", p, n)
+		}
+		// Still before a's first renewal, which publishes the token: the
+		// followers know it from the acquiring write, whose version the
+		// probe and its answer moved.
+		for name, e := range map[string]*leadership.Elector{"b": b, "c": c} {
+			if got, want := e.Leader(), la.term(0).Token; got.Identity != "a" || got.Token != want {
+				t.Errorf("%s's Leader() = %+v; want a with token %d", name, got, want)
+			}
+		}
+		for name, o := range map[string][2]leadership.Observed{"b": {ob, b.Observed()}, "c": {oc, c.Observed()}} {
+			before, after := o[0], o[1]
+			if !after.At.Equal(before.At) || !after.HeldUntil.Equal(before.HeldUntil) || after.HolderMax != before.HolderMax {
+				t.Errorf("%s's countdown moved: before at %v until %v, after at %v until %v", name, before.At, before.HeldUntil, after.At, after.HeldUntil)
+			}
+		}
+
+		// a renews at 5s over the probe and its answer, in the same term,
+		// and keeps them (only the handover command removes them).
+		sleep(4 * time.Second)
+		r := record(ml)
+		if !r.RenewTime.Equal(h.at(5 * time.Second)) {
+			t.Fatalf("no renewal at 5s: %+v", r)
+		}
+		if la.ended() != 0 || la.count() != 1 || r.HolderIdentity != "a" || r.Token != la.term(0).Token {
+			t.Fatalf("a's term: %d started, %d ended (cause %v); record %+v", la.count(), la.ended(), causeOrNil(la), r)
+		}
+		if r.Ping != "b/2" || r.Pong != "b/2" {
+			t.Fatalf("probe after the renewal: ping %q pong %q", r.Ping, r.Pong)
+		}
+		if lb.count()+lc.count() != 0 {
+			t.Fatal("a follower led")
+		}
+		sleep(5 * time.Second) // another renewal: no second answer
+		if r := record(ml); !r.RenewTime.Equal(h.at(10 * time.Second)) {
+			t.Fatalf("no renewal at 10s: %+v", r)
+		}
+		if n := answers.Load(); n != 1 {
+			t.Fatalf("%d answers after renewals, want 1", n)
+		}
+	})
+}
+
 // The leader answers a probe of its own identity too, and its term goes on:
 // the answer is metadata, and the renewal that conflicts with it re-reads
 // and carries on.
 func TestLeaderAnswersPingAndKeepsTerm(t *testing.T) {
-	h := newHarness(t)
-	ml := newMemLock()
-	a := h.elector("a", ml, nil)
-	la := newLead()
-	run(t, a, la)
-	eventually(t, "a elected", func() bool { return la.count() == 1 })
-	tm := la.term(0)
-	h.fc.Step(time.Second)
-	writePing(ml, "a/3")
-	eventually(t, "a answered", func() bool { p, _ := pong(ml); return p == "a/3" })
-	h.fc.Step(3 * time.Second)
-	r := renewedAfter(t, h, ml, h.start)
-	eventually(t, "validity extended by the renewal", func() bool {
-		return tm.Remaining() == r.RenewTime.Add(14750*time.Millisecond).Sub(h.fc.Now())
+	bubble(t, func(t *testing.T, h *harness) {
+		ml := newLock()
+		a := h.elector("a", ml, nil)
+		la, _ := elected(t, a)
+		tm := la.term(0)
+		sleep(time.Second)
+		writePing(ml, "a/3")
+		synctest.Wait()
+		if p := pong(ml); p != "a/3" {
+			t.Fatalf("pong %q; want a's answer", p)
+		}
+		sleep(4 * time.Second)
+		r := record(ml)
+		if !r.RenewTime.Equal(h.at(5*time.Second)) || tm.Remaining() != validity {
+			t.Fatalf("renewal at %v, remaining %v; want a renewal at 5s extending validity", r.RenewTime.Sub(h.start), tm.Remaining())
+		}
+		if la.ended() != 0 || r.HolderIdentity != "a" || r.Token != tm.Token {
+			t.Fatalf("term ended (%v), or record %+v", causeOrNil(la), r)
+		}
 	})
-	if la.ended() != 0 || r.HolderIdentity != "a" || r.Token != tm.Token {
-		t.Fatalf("term ended (%v), or record %+v", causeOrNil(la), r)
-	}
 }
 
 // conflictingLock makes the first answer to a probe meet a concurrent write
 // (the leader's renewal), as on a busy Lease.
 type conflictingLock struct {
-	*memLock
+	*leadershiptest.Lock
 	conflicts atomic.Int32
 }
 
-func (l *conflictingLock) AnswerPing(ctx context.Context, version uint64, ping string) (Record, error) {
+func (l *conflictingLock) AnswerPing(ctx context.Context, version uint64, ping string) (leadership.Record, error) {
 	if l.conflicts.Add(1) == 1 {
-		l.mu.Lock()
-		l.put(l.rec) // someone's write, e.g. a label
-		l.mu.Unlock()
-		return Record{}, ErrConflict
+		l.Edit(func(*leadership.Record) {}) // someone's write, e.g. a label
+		return leadership.Record{}, leadership.ErrConflict
 	}
-	return l.memLock.AnswerPing(ctx, version, ping)
+	return l.Lock.AnswerPing(ctx, version, ping)
 }
 
 func TestPingAnswerRetriesOnConflict(t *testing.T) {
-	h := newHarness(t)
-	ml := newMemLock()
-	a := h.elector("a", ml, nil)
-	la := newLead()
-	run(t, a, la)
-	eventually(t, "a elected", func() bool { return la.count() == 1 })
-	cl := &conflictingLock{memLock: ml}
-	b := h.elector("b", cl, nil)
-	run(t, b, newLead())
-	eventually(t, "b observes a", func() bool { return b.Leader().Identity == "a" })
-	writePing(ml, "b/4")
-	eventually(t, "b answered on the newer version", func() bool { p, _ := pong(ml); return p == "b/4" })
-	if n := cl.conflicts.Load(); n != 2 {
-		t.Fatalf("%d attempts, want 2 (a conflict, then the answer)", n)
-	}
+	bubble(t, func(t *testing.T, h *harness) {
+		ml := newLock()
+		elected(t, h.elector("a", ml, nil))
+		cl := &conflictingLock{Lock: ml}
+		b := h.elector("b", cl, nil)
+		run(t, b, newLead())
+		synctest.Wait()
+		if b.Leader().Identity != "a" {
+			t.Fatal("b does not observe a")
+		}
+		writePing(ml, "b/4")
+		synctest.Wait()
+		if p := pong(ml); p != "b/4" {
+			t.Fatalf("pong %q; want b's answer on the newer version", p)
+		}
+		if n := cl.conflicts.Load(); n != 2 {
+			t.Fatalf("%d attempts, want 2 (a conflict, then the answer)", n)
+		}
+	})
 }
 
 // forbiddenWatch makes an elector poll, as when RBAC forbids watching.
-type forbiddenWatch struct{ *memLock }
+type forbiddenWatch struct{ *leadershiptest.Lock }
 
-func (forbiddenWatch) Watch(context.Context, uint64) (<-chan Event, error) {
-	return nil, ErrForbidden
+func (forbiddenWatch) Watch(context.Context, uint64) (<-chan leadership.Event, error) {
+	return nil, leadership.ErrForbidden
 }
 
 // A polling follower answers at its next read.
 func TestPollingFollowerAnswersPing(t *testing.T) {
-	h := newHarness(t)
-	ml := newMemLock()
-	a := h.elector("a", ml, nil)
-	run(t, a, newLead())
-	eventually(t, "a leads", func() bool { r, _ := ml.get(); return r.HolderIdentity == "a" })
-	b := h.elector("b", forbiddenWatch{ml}, nil)
-	run(t, b, newLead())
-	eventually(t, "b observes a", func() bool { return b.Leader().Identity == "a" })
-	writePing(ml, "b/5")
-	// b reads every RetryPeriod (2s, ±20%); a renews every 5s meanwhile.
-	deadline := time.Now().Add(10 * time.Second)
-	for p, _ := pong(ml); p != "b/5"; p, _ = pong(ml) {
-		if time.Now().After(deadline) {
-			t.Fatal("the polling follower did not answer")
+	bubble(t, func(t *testing.T, h *harness) {
+		ml := newLock()
+		elected(t, h.elector("a", ml, nil))
+		b := h.elector("b", forbiddenWatch{ml}, nil)
+		run(t, b, newLead())
+		synctest.Wait()
+		if b.Leader().Identity != "a" {
+			t.Fatal("b does not observe a")
 		}
-		h.fc.Step(100 * time.Millisecond)
-		time.Sleep(time.Millisecond)
-	}
-	if h.fc.Since(h.start) > 3*time.Second {
-		t.Fatalf("answered after %v of polling, want within one retry period (2.4s)", h.fc.Since(h.start))
-	}
+		writePing(ml, "b/5")
+		// b reads every RetryPeriod (2s, plus up to 20% jitter).
+		sleep(2400 * time.Millisecond)
+		if p := pong(ml); p != "b/5" {
+			t.Fatalf("pong %q; want the polling follower's answer within one retry period (2.4s)", p)
+		}
+	})
 }
 
 // A lock without PingAnswerer is left alone.
 func TestNoAnswerWithoutPingAnswerer(t *testing.T) {
-	h := newHarness(t)
-	ml := newMemLock()
-	type plain struct{ Lock }
-	b := h.elector("b", plain{ml}, nil)
-	if _, ok := Lock(plain{ml}).(PingAnswerer); ok {
-		t.Fatal("plain lock answers pings")
-	}
-	run(t, b, newLead())
-	eventually(t, "b leads", func() bool { r, _ := ml.get(); return r.HolderIdentity == "b" })
-	writePing(ml, "b/6")
-	settle(t, ml, b)
-	if p, n := pong(ml); p != "" || n != 0 {
-		t.Fatalf("answered through a lock that cannot: %q, %d", p, n)
-	}
-}
-
-// settle writes a metadata-only change and waits until every elector has
-// observed it: each observer answers a probe right after observing it, on
-// its own goroutine, so any answer to an earlier probe has been written.
-func settle(t *testing.T, ml *memLock, es ...*Elector) {
-	t.Helper()
-	ml.mu.Lock()
-	v := ml.put(ml.rec).Version
-	ml.mu.Unlock()
-	eventually(t, "the electors observed the marker", func() bool {
-		for _, e := range es {
-			if e.snapshot().version < v {
-				return false
-			}
+	bubble(t, func(t *testing.T, h *harness) {
+		ml := newLock()
+		type plain struct{ leadership.Lock }
+		if _, ok := leadership.Lock(plain{ml}).(leadership.PingAnswerer); ok {
+			t.Fatal("plain lock answers pings")
 		}
-		return true
+		elected(t, h.elector("b", plain{ml}, nil))
+		writePing(ml, "b/6")
+		synctest.Wait()
+		if p := pong(ml); p != "" {
+			t.Fatalf("answered %q through a lock that cannot", p)
+		}
 	})
 }
 
 // deafWatch delivers no events: its elector learns of other writes only
 // through its own writes' conflicts.
-type deafWatch struct{ *memLock }
+type deafWatch struct{ *leadershiptest.Lock }
 
-func (deafWatch) Watch(ctx context.Context, _ uint64) (<-chan Event, error) {
-	ch := make(chan Event)
+func (deafWatch) Watch(ctx context.Context, _ uint64) (<-chan leadership.Event, error) {
+	ch := make(chan leadership.Event)
 	context.AfterFunc(ctx, func() { close(ch) })
 	return ch, nil
 }
@@ -265,34 +240,35 @@ func (deafWatch) Watch(ctx context.Context, _ uint64) (<-chan Event, error) {
 // renewal: it re-reads, finds only metadata changed, renews on the new
 // version, and keeps its term and validity.
 func TestRenewalOverProbeConflictsOnceAndGoesOn(t *testing.T) {
-	h := newHarness(t)
-	ml := newMemLock()
-	var conflicts, successes atomic.Int32
-	a := h.elector("a", deafWatch{ml}, func(c *Config) {
-		c.Hooks.OnRenew = func(_ time.Duration, err error) {
-			if errors.Is(err, ErrConflict) {
-				conflicts.Add(1)
-			} else if err == nil {
-				successes.Add(1)
+	bubble(t, func(t *testing.T, h *harness) {
+		ml := newLock()
+		var conflicts, successes atomic.Int32
+		a := h.elector("a", deafWatch{ml}, func(c *leadership.Config) {
+			c.Hooks.OnRenew = func(_ time.Duration, err error) {
+				if errors.Is(err, leadership.ErrConflict) {
+					conflicts.Add(1)
+				} else if err == nil {
+					successes.Add(1)
+				}
 			}
+		})
+		la, _ := elected(t, a)
+		tm := la.term(0)
+		writePing(ml, "b/7")
+		sleep(5 * time.Second)
+		r := record(ml)
+		if !r.RenewTime.Equal(h.at(5 * time.Second)) {
+			t.Fatalf("no renewal at 5s: %+v", r)
 		}
-	})
-	la := newLead()
-	run(t, a, la)
-	eventually(t, "a elected", func() bool { return la.count() == 1 })
-	tm := la.term(0)
-	writePing(ml, "b/7")
-	h.fc.Step(4 * time.Second)
-	r := renewedAfter(t, h, ml, h.start)
-	eventually(t, "the renewal reported", func() bool { return successes.Load() == 1 })
-	if la.ended() != 0 || conflicts.Load() != 1 {
-		t.Fatalf("term ended: %v; %d conflicts (want 1)", causeOrNil(la), conflicts.Load())
-	}
-	if r.HolderIdentity != "a" || r.Ping != "b/7" || r.Token != tm.Token {
-		t.Fatalf("record after the renewal: %+v", r)
-	}
-	eventually(t, "validity extended", func() bool {
-		return tm.Remaining() == r.RenewTime.Add(14750*time.Millisecond).Sub(h.fc.Now())
+		if la.ended() != 0 || conflicts.Load() != 1 || successes.Load() != 1 {
+			t.Fatalf("term ended: %v; %d conflicts, %d successes (want 1 each)", causeOrNil(la), conflicts.Load(), successes.Load())
+		}
+		if r.HolderIdentity != "a" || r.Ping != "b/7" || r.Token != tm.Token {
+			t.Fatalf("record after the renewal: %+v", r)
+		}
+		if tm.Remaining() != validity {
+			t.Fatalf("remaining %v; want validity extended from the renewal at 5s", tm.Remaining())
+		}
 	})
 }
 
@@ -300,19 +276,22 @@ func TestRenewalOverProbeConflictsOnceAndGoesOn(t *testing.T) {
 // leading leaves it that replica's own record: no warning about another
 // process writing under its identity.
 func TestProbeOnCreatedRecordIsStillOurs(t *testing.T) {
-	h := newHarness(t)
-	ml := newEmptyMemLock()
-	e := h.elector("a", ml, nil)
-	run(t, e, newLead())
-	eventually(t, "created", func() bool { r, ok := ml.get(); return ok && r.HolderIdentity == "a" })
-	eventually(t, "the create recorded", func() bool { r, _ := ml.get(); return e.createdByUs(r) })
-	writePing(ml, "b/8")
-	r, _ := ml.get()
-	if !e.createdByUs(r) {
-		t.Fatalf("the created record with a probe on it is taken for someone else's: %+v", r)
-	}
-	r.Instance = "other"
-	if e.createdByUs(r) {
-		t.Fatal("a record of another instance is taken for ours")
-	}
+	bubble(t, func(t *testing.T, h *harness) {
+		ml := leadershiptest.NewLock()
+		e := h.elector("a", ml, nil)
+		run(t, e, newLead())
+		synctest.Wait()
+		if r, ok := ml.Record(); !ok || r.HolderIdentity != "a" || !e.CreatedByUs(r) {
+			t.Fatalf("the create not recorded: %+v", r)
+		}
+		writePing(ml, "b/8")
+		r := record(ml)
+		if !e.CreatedByUs(r) {
+			t.Fatalf("the created record with a probe on it is taken for someone else's: %+v", r)
+		}
+		r.Instance = "other"
+		if e.CreatedByUs(r) {
+			t.Fatal("a record of another instance is taken for ours")
+		}
+	})
 }

@@ -10,7 +10,8 @@ import (
 
 // Conn is one client's connection to a Lock, which a test can cut as a
 // network partition would: give each elector its own Conn, and cut one to
-// partition that elector alone. A Conn is a leadership.Lock.
+// partition that elector alone. A Conn is a leadership.Lock and a
+// leadership.PingAnswerer.
 type Conn struct {
 	lock *Lock
 
@@ -72,6 +73,14 @@ func (c *Conn) Update(ctx context.Context, r leadership.Record) (leadership.Reco
 		return leadership.Record{}, err
 	}
 	return c.lock.Update(ctx, r)
+}
+
+// AnswerPing is Lock.AnswerPing through the connection.
+func (c *Conn) AnswerPing(ctx context.Context, version uint64, ping string) (leadership.Record, error) {
+	if err := c.down("answer a probe"); err != nil {
+		return leadership.Record{}, err
+	}
+	return c.lock.AnswerPing(ctx, version, ping)
 }
 
 // Watch is Lock.Watch through the connection; a cut ends it.

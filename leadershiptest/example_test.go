@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/leadership-dev/leadership"
@@ -54,6 +55,32 @@ func ExampleTestLock() {
 		leadershiptest.TestLock(t, func(t *testing.T) leadershiptest.Subject {
 			lock := leadershiptest.NewLock() // mylock.New(db, "lock-"+t.Name())
 			return leadershiptest.Subject{Lock: lock, Delete: func(context.Context) error { lock.Delete(); return nil }}
+		})
+	}
+}
+
+// A test of code built on the elector runs it in a synctest bubble, on
+// Clock: time is virtual, and the test asserts on exact instants.
+func ExampleClock() {
+	_ = func(t *testing.T) { // func TestMyLeader(t *testing.T)
+		synctest.Test(t, func(t *testing.T) {
+			lock := leadershiptest.NewLock()
+			e, err := leadership.NewWithClock(lock, leadership.Config{Identity: "a"}, leadershiptest.Clock{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithCancel(t.Context())
+			defer cancel()
+			go func() {
+				_ = e.Run(ctx, func(ctx context.Context, _ leadership.Term) error { <-ctx.Done(); return nil })
+			}()
+			// A lock nobody held is created, then held a lease duration
+			// (15s) before its creator leads.
+			time.Sleep(15 * time.Second)
+			synctest.Wait()
+			if !e.Leader().Self {
+				t.Fatal("not leading 15s after creating the lock")
+			}
 		})
 	}
 }

@@ -1,7 +1,8 @@
 // Package leadershiptest helps test code that uses package leadership: an
 // in-memory Lock with the faults a real store has (a cut connection, a write
 // applied after its sender gave up, a deletion, a hand edit, a compacted
-// history), and TestLock, a conformance suite for Lock implementations.
+// history), TestLock, a conformance suite for Lock implementations, and
+// Clock, which runs an elector in a testing/synctest bubble.
 //
 // The in-memory Lock behaves like kubelease on a real API server in every
 // way the elector relies on: versions strictly increase across deletion and
@@ -30,9 +31,10 @@ var ErrCut = errors.New("leadershiptest: connection cut")
 // can reach it).
 const defaultHistory = 1000
 
-// Lock is an in-memory leadership.Lock. The zero value is not usable; call
-// NewLock. Its methods are safe for concurrent use. Faults: Delete, Edit,
-// LateApply, Compact, and per-connection cuts through Conn.
+// Lock is an in-memory leadership.Lock, and a leadership.PingAnswerer. The
+// zero value is not usable; call NewLock. Its methods are safe for
+// concurrent use. Faults: Delete, Edit, LateApply, Compact, and
+// per-connection cuts through Conn.
 type Lock struct {
 	name string
 
@@ -77,10 +79,13 @@ func (l *Lock) Create(ctx context.Context, r leadership.Record) (leadership.Reco
 	if l.exists {
 		return leadership.Record{}, fmt.Errorf("%s: create: %w", l.name, leadership.ErrConflict)
 	}
+	r.Ping, r.Pong = "", "" // not part of the record: only probes write them
 	return l.put(r), nil
 }
 
-// Update replaces the record if its version is still r.Version.
+// Update replaces the record if its version is still r.Version. As the
+// Lock contract says, it keeps the stored probe (Record.Ping and Pong),
+// whatever r holds: only AnswerPing and a hand edit change them.
 func (l *Lock) Update(ctx context.Context, r leadership.Record) (leadership.Record, error) {
 	if err := ctx.Err(); err != nil {
 		return leadership.Record{}, err
@@ -93,12 +98,32 @@ func (l *Lock) Update(ctx context.Context, r leadership.Record) (leadership.Reco
 	if r.Version != l.rec.Version {
 		return leadership.Record{}, fmt.Errorf("%s: update from version %d, stored %d: %w", l.name, r.Version, l.rec.Version, leadership.ErrConflict)
 	}
+	r.Ping, r.Pong = l.rec.Ping, l.rec.Pong
 	out := l.put(r)
 	if l.lateApply > 0 {
 		l.lateApply--
 		return leadership.Record{}, fmt.Errorf("%s: update applied, answer lost: %w", l.name, context.DeadlineExceeded)
 	}
 	return out, nil
+}
+
+// AnswerPing writes ping as the record's Pong, changing nothing else, if
+// the record is still at version; like Update, otherwise.
+func (l *Lock) AnswerPing(ctx context.Context, version uint64, ping string) (leadership.Record, error) {
+	if err := ctx.Err(); err != nil {
+		return leadership.Record{}, err
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if !l.exists {
+		return leadership.Record{}, fmt.Errorf("%s: answer a probe: %w", l.name, leadership.ErrNotFound)
+	}
+	if version != l.rec.Version {
+		return leadership.Record{}, fmt.Errorf("%s: answer a probe at version %d, stored %d: %w", l.name, version, l.rec.Version, leadership.ErrConflict)
+	}
+	r := cloneRecord(l.rec)
+	r.Pong = ping
+	return l.put(r), nil
 }
 
 // Watch streams the changes after fromVersion; from 0 it first sends the
@@ -145,7 +170,8 @@ func (l *Lock) Record() (leadership.Record, bool) {
 }
 
 // Put stores r whatever is stored (existing or not), as an operator's
-// kubectl apply would, and returns it with its new version.
+// kubectl apply would, and returns it with its new version. Unlike Update,
+// it stores r's probe (Ping, Pong) too, as `leadership handover` writes one.
 func (l *Lock) Put(r leadership.Record) leadership.Record {
 	l.mu.Lock()
 	defer l.mu.Unlock()

@@ -164,3 +164,21 @@ func TestEditAndDelete(t *testing.T) {
 		t.Fatalf("Put after Delete at version %d; want above the deletion's (%d)", p.Version, e.Version+1)
 	}
 }
+
+func TestConnAnswersPingsUntilCut(t *testing.T) {
+	ctx := context.Background()
+	l := leadershiptest.NewLock()
+	c := l.Conn()
+	var _ leadership.PingAnswerer = c
+	r := l.Put(leadership.Record{HolderIdentity: "a", LeaseDuration: time.Second, Ping: "b/1"})
+	if _, err := c.AnswerPing(ctx, r.Version, "b/1"); err != nil {
+		t.Fatal(err)
+	}
+	c.Cut(true)
+	if _, err := c.AnswerPing(ctx, r.Version+1, "b/1"); !errors.Is(err, leadershiptest.ErrCut) {
+		t.Fatalf("AnswerPing on a cut connection: %v; want ErrCut", err)
+	}
+	if got, _ := l.Record(); got.Ping != "b/1" || got.Pong != "b/1" {
+		t.Fatalf("record %+v; want the probe and its answer", got)
+	}
+}

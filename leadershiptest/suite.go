@@ -43,6 +43,9 @@ const suiteTimeout = 30 * time.Second
 //     sends every later change in order, deletions included, each deletion
 //     with a version above the last write before it.
 //   - A watch ends (its channel closes) when its context is done.
+//   - If the lock is a leadership.PingAnswerer: AnswerPing is a
+//     compare-and-swap on Version that writes Pong and nothing else, and
+//     Update keeps the stored Pong whatever its record holds.
 func TestLock(t *testing.T, newSubject func(t *testing.T) Subject) {
 	t.Run("missing", func(t *testing.T) { testMissing(t, newSubject(t)) })
 	t.Run("round trip", func(t *testing.T) { testRoundTrip(t, newSubject(t)) })
@@ -54,6 +57,7 @@ func TestLock(t *testing.T, newSubject func(t *testing.T) Subject) {
 	t.Run("watch from a version", func(t *testing.T) { testWatchFromVersion(t, newSubject(t)) })
 	t.Run("watch sees deletion and re-creation", func(t *testing.T) { testWatchDeletion(t, newSubject(t)) })
 	t.Run("watch ends with its context", func(t *testing.T) { testWatchEnds(t, newSubject(t)) })
+	t.Run("probe answered and kept", func(t *testing.T) { testProbe(t, newSubject(t)) })
 }
 
 func suiteCtx(t *testing.T) context.Context {
@@ -201,6 +205,44 @@ func testCompareAndSwap(t *testing.T, s Subject) {
 	}
 	if g.HolderIdentity != "b" || g.Version != u.Version {
 		t.Errorf("after a stale Update the record is %q at version %d; want %q at %d (a broken compare-and-swap)", g.HolderIdentity, g.Version, "b", u.Version)
+	}
+}
+
+func testProbe(t *testing.T, s Subject) {
+	pa, ok := s.Lock.(leadership.PingAnswerer)
+	if !ok {
+		t.Skip("the lock is no leadership.PingAnswerer: nothing to check")
+	}
+	ctx := suiteCtx(t)
+	c, err := s.Lock.Create(ctx, sample("a"))
+	if err != nil {
+		t.Fatalf("Create: %v", err)
+	}
+	if _, err := pa.AnswerPing(ctx, c.Version-1, "a/1"); !errors.Is(err, leadership.ErrConflict) {
+		t.Errorf("AnswerPing at stale version %d (stored %d): %v; want an error wrapping leadership.ErrConflict", c.Version-1, c.Version, err)
+	}
+	p, err := pa.AnswerPing(ctx, c.Version, "a/1")
+	if err != nil {
+		t.Fatalf("AnswerPing at the current version: %v", err)
+	}
+	if p.Pong != "a/1" || p.Version <= c.Version {
+		t.Errorf("AnswerPing returned pong %q at version %d after %d; want %q at a higher version", p.Pong, p.Version, c.Version, "a/1")
+	}
+	if err := same(c, p); err != nil {
+		t.Errorf("AnswerPing changed more than the pong: %v", err)
+	}
+	r := p
+	r.Pong, r.RenewTime = "", r.RenewTime.Add(time.Second)
+	u, err := s.Lock.Update(ctx, r)
+	if err != nil {
+		t.Fatalf("Update after the answer: %v", err)
+	}
+	g, err := s.Lock.Get(ctx)
+	if err != nil {
+		t.Fatalf("Get: %v", err)
+	}
+	if u.Pong != "a/1" || g.Pong != "a/1" {
+		t.Errorf("after an Update whose record has no pong, Update returned pong %q and Get %q; want the stored %q kept", u.Pong, g.Pong, "a/1")
 	}
 }
 

@@ -8,10 +8,10 @@ import (
 	"math"
 	"time"
 
-	"k8s.io/utils/clock"
+	"github.com/leadership-dev/leadership"
 )
 
-// Drifting is a clock.WithTicker whose time passes Rate times as fast as the
+// Drifting is a leadership.Clock whose time passes Rate times as fast as the
 // time package's. Its timers fire when their duration has passed on this
 // clock, never earlier.
 type Drifting struct {
@@ -19,7 +19,7 @@ type Drifting struct {
 	origin time.Time // carries a monotonic reading, so Sub between Now values is monotonic
 }
 
-var _ clock.WithTicker = (*Drifting)(nil)
+var _ leadership.Clock = (*Drifting)(nil)
 
 // New returns a clock running at rate (1 = no drift; 1.01 = 1% fast). A rate
 // that is not positive and finite is replaced by 1.
@@ -50,23 +50,12 @@ func (c *Drifting) real(d time.Duration) time.Duration {
 	return time.Duration(math.Ceil(float64(d) / c.rate))
 }
 
-func (c *Drifting) Now() time.Time                         { return c.origin.Add(c.Elapsed()) }
-func (c *Drifting) Since(t time.Time) time.Duration        { return c.Now().Sub(t) }
-func (c *Drifting) After(d time.Duration) <-chan time.Time { return c.NewTimer(d).C() }
-func (c *Drifting) Sleep(d time.Duration)                  { time.Sleep(c.real(d)) }
-func (c *Drifting) Tick(d time.Duration) <-chan time.Time {
-	if d <= 0 {
-		return nil
-	}
-	return c.NewTicker(d).C()
-}
+func (c *Drifting) Now() time.Time                  { return c.origin.Add(c.Elapsed()) }
+func (c *Drifting) Since(t time.Time) time.Duration { return c.Now().Sub(t) }
+func (c *Drifting) Sleep(d time.Duration)           { time.Sleep(c.real(d)) }
 
-func (c *Drifting) NewTimer(d time.Duration) clock.Timer {
+func (c *Drifting) NewTimer(d time.Duration) leadership.Timer {
 	return &timer{c: c, t: time.NewTimer(c.real(d))}
-}
-
-func (c *Drifting) NewTicker(d time.Duration) clock.Ticker {
-	return &ticker{t: time.NewTicker(c.real(d))}
 }
 
 type timer struct {
@@ -77,8 +66,3 @@ type timer struct {
 func (t *timer) C() <-chan time.Time        { return t.t.C }
 func (t *timer) Stop() bool                 { return t.t.Stop() }
 func (t *timer) Reset(d time.Duration) bool { return t.t.Reset(t.c.real(d)) }
-
-type ticker struct{ t *time.Ticker }
-
-func (t *ticker) C() <-chan time.Time { return t.t.C }
-func (t *ticker) Stop()               { t.t.Stop() }

@@ -4,7 +4,8 @@
 // it is a host whose oscillator is off by (rate−1), which is what an
 // elector's MaxClockDrift must absorb. It implements k8s.io/utils/clock's
 // WithTickerAndDelayedExecution, so it goes wherever a clock.WithTicker or
-// clock.Clock does.
+// clock.Clock does (a fake base clock steps it in tests); Elector gives the
+// same clock as a leadership.Clock, for leadership.NewWithClock.
 package driftclock
 
 import (
@@ -14,6 +15,8 @@ import (
 	"time"
 
 	"k8s.io/utils/clock"
+
+	"github.com/leadership-dev/leadership"
 )
 
 // MaxRateDeviation bounds |rate−1|: beyond 50 % a clock is broken, not
@@ -47,6 +50,16 @@ func (c *Clock) Rate() float64 { return c.rate }
 func (c *Clock) Now() time.Time {
 	return c.start.Add(c.scale(c.base.Since(c.start)))
 }
+
+// Elector returns this clock as a leadership.Clock: the elector's clock
+// interface is its own, two methods on the standard library, and Go's
+// interfaces are not covariant, so a clock.Timer result needs this view.
+func (c *Clock) Elector() leadership.Clock { return electorView{c} }
+
+type electorView struct{ c *Clock }
+
+func (v electorView) Now() time.Time                            { return v.c.Now() }
+func (v electorView) NewTimer(d time.Duration) leadership.Timer { return v.c.NewTimer(d) }
 
 // Since is Now().Sub(t).
 func (c *Clock) Since(t time.Time) time.Duration { return c.Now().Sub(t) }

@@ -154,3 +154,24 @@ func TestBadRate(t *testing.T) {
 		}
 	}
 }
+
+// The elector's view is the same clock: its readings, and its timers fire
+// after the scaled base time.
+func TestElectorViewIsTheSameClock(t *testing.T) {
+	c, base := newFake(t, 1.25)
+	ec := c.Elector()
+	t0 := ec.Now()
+	tm := ec.NewTimer(time.Second)
+	base.Step(799 * time.Millisecond)
+	if fired(tm.C()) {
+		t.Fatal("the elector view's timer fired before 1s on the clock")
+	}
+	base.Step(time.Millisecond)
+	receive(t, tm.C(), "the elector view's timer after 1s on the clock")
+	if got := ec.Now().Sub(t0); got != time.Second {
+		t.Fatalf("the elector view read %v after 800ms of base time at rate 1.25, want 1s", got)
+	}
+	if !ec.Now().Equal(c.Now()) {
+		t.Fatal("the elector view reads another time than the clock")
+	}
+}

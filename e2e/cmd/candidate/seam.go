@@ -3,9 +3,8 @@
 package main
 
 import (
-	"k8s.io/utils/clock"
-
 	"github.com/leadership-dev/leadership"
+	"github.com/leadership-dev/leadership/e2e/chaos/driftclock"
 )
 
 // haveClockSeam: this build runs leadership's elector on a drifting clock
@@ -17,6 +16,6 @@ const haveClockSeam = true
 // errNoClockSeam is never returned by this build.
 var errNoClockSeam error
 
-func newElectorWithClock(lock leadership.Lock, cfg leadership.Config, clk clock.WithTicker) (*leadership.Elector, error) {
-	return leadership.NewWithClock(lock, cfg, clk)
+func newElectorWithClock(lock leadership.Lock, cfg leadership.Config, clk *driftclock.Clock) (*leadership.Elector, error) {
+	return leadership.NewWithClock(lock, cfg, clk.Elector())
 }

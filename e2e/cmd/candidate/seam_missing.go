@@ -5,9 +5,8 @@ package main
 import (
 	"errors"
 
-	"k8s.io/utils/clock"
-
 	"github.com/leadership-dev/leadership"
+	"github.com/leadership-dev/leadership/e2e/chaos/driftclock"
 )
 
 // haveClockSeam: this build cannot run leadership's elector on a drifting
@@ -18,6 +17,6 @@ const haveClockSeam = false
 
 var errNoClockSeam = errors.New("this candidate was built without the library's clock seam (leadership.NewWithClock): build it with -tags clockseam, which needs a library that exports that hook")
 
-func newElectorWithClock(leadership.Lock, leadership.Config, clock.WithTicker) (*leadership.Elector, error) {
+func newElectorWithClock(leadership.Lock, leadership.Config, *driftclock.Clock) (*leadership.Elector, error) {
 	return nil, errNoClockSeam
 }
