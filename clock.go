@@ -13,7 +13,9 @@ import (
 // fault injector (a clock that runs fast or slow, a simulated one) is a
 // few lines over the time package. A clock's readings must be monotonic:
 // Now values carry a monotonic reading, or come from a clock that never
-// steps back.
+// steps back. The elector reads Now with its own lock held (an observation
+// is stamped in the same step that records it), so a Clock must not call
+// back into the elector.
 type Clock interface {
 	// Now returns the current time.
 	Now() time.Time

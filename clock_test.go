@@ -38,10 +38,13 @@ func TestNewWithClockRenewalsLeaveNoGoroutines(t *testing.T) {
 		before := runtime.NumGoroutine()
 		sleep(100 * 5 * time.Second) // a hundred more
 		if r := record(lock); !r.RenewTime.Equal(time.Now()) {
-			t.Fatalf("no renewal now: %+v", r)
+			t.Errorf("no renewal now: %+v", r)
 		}
-		if after := runtime.NumGoroutine(); after > before {
-			t.Fatalf("%d goroutines after a hundred renewals, %d before", after, before)
+		// NumGoroutine counts the whole process's, so a goroutine of the
+		// runtime or the test framework may come or go meanwhile; a leak
+		// per renewal adds a hundred.
+		if after := runtime.NumGoroutine(); after > before+5 {
+			t.Errorf("%d goroutines after a hundred renewals, %d before: each renewal leaves one behind", after, before)
 		}
 		cancel()
 		if err := <-done; err != nil {
