@@ -13,7 +13,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/leadership-dev/leadership/e2e/chaos/ledger"
+	"github.com/leadership-dev/leadership/e2e/e2etest/ledger"
 	"github.com/leadership-dev/leadership/e2e/controlplane"
 )
 

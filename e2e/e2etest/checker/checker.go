@@ -52,7 +52,7 @@ import (
 	"slices"
 	"time"
 
-	"github.com/leadership-dev/leadership/e2e/chaos/ledger"
+	"github.com/leadership-dev/leadership/e2e/e2etest/ledger"
 )
 
 // TermKey identifies a term.
