@@ -22,7 +22,8 @@ import (
 type HandoverResult struct {
 	Impl    Impl `json:"impl"`
 	Latency Dist `json:"latency"`
-	// Overlaps counts two work intervals at once on the Lease (should be 0).
+	// Overlaps counts pairs of lead intervals on the Lease that intersect,
+	// by the checker's judgement (should be 0).
 	Overlaps int `json:"overlaps"`
 }
 

@@ -2,7 +2,7 @@ package integration
 
 // Paths to two leaders that a naive elector leaves open, each against the
 // real API server. Every test judges the work intervals themselves (the
-// ledger, on this process's monotonic clock), not a fenced store.
+// ledger, on CLOCK_MONOTONIC, judged by the checker), not a fenced store.
 
 import (
 	"context"
