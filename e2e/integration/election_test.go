@@ -15,11 +15,8 @@ import (
 
 // a. Five candidates: exactly one leads, and the Lease names it.
 func TestFiveCandidatesOneLeader(t *testing.T) {
-	lease, led, log := e2etest.LeaseName(t), ledger.NewLocal(t.Name()), testLogger(t)
-	var cs []*candidate
-	for _, id := range ids("five", 5) {
-		cs = append(cs, startCandidate(t, lease, id, led, log, nil))
-	}
+	lease, led, log := setup(t)
+	cs := startCandidates(t, lease, led, log, "five", 5)
 	l := leaderAmong(t, led, cs)
 	// Stay a few renewals long: still exactly one, still named by the Lease.
 	deadline := time.Now().Add(4 * time.Second)
@@ -42,11 +39,8 @@ func TestFiveCandidatesOneLeader(t *testing.T) {
 
 // b. Graceful stop: another leads, after the old lead returned.
 func TestGracefulHandover(t *testing.T) {
-	lease, led, log := e2etest.LeaseName(t), ledger.NewLocal(t.Name()), testLogger(t)
-	var cs []*candidate
-	for _, id := range ids("grace", 3) {
-		cs = append(cs, startCandidate(t, lease, id, led, log, nil))
-	}
+	lease, led, log := setup(t)
+	cs := startCandidates(t, lease, led, log, "grace", 3)
 	var took []time.Duration
 	for round := 0; round < 5; round++ {
 		old := leaderAmong(t, led, cs)
@@ -77,11 +71,8 @@ func TestGracefulHandover(t *testing.T) {
 // c. Crash: the leader's traffic is cut, no release; a successor leads after
 // the lease duration, counted from the last renewal, never before.
 func TestCrashTakeover(t *testing.T) {
-	lease, led, log := e2etest.LeaseName(t), ledger.NewLocal(t.Name()), testLogger(t)
-	var cs []*candidate
-	for _, id := range ids("crash", 3) {
-		cs = append(cs, startCandidate(t, lease, id, led, log, nil))
-	}
+	lease, led, log := setup(t)
+	cs := startCandidates(t, lease, led, log, "crash", 3)
 	renewals := watchRenewals(t, lease)
 	old := leaderAmong(t, led, cs)
 	old.proxy.Blackhole()
@@ -116,7 +107,7 @@ func TestCrashTakeover(t *testing.T) {
 // d. A leader that lost leadership campaigns again and leads again, in the
 // same process.
 func TestRecampaignAfterLoss(t *testing.T) {
-	lease, led, log := e2etest.LeaseName(t), ledger.NewLocal(t.Name()), testLogger(t)
+	lease, led, log := setup(t)
 	a := startCandidate(t, lease, "recamp-a", led, log, nil)
 	e2etest.Eventually(t, 30*time.Second, "a leads", func() bool { return a.termCount() == 1 })
 	b := startCandidate(t, lease, "recamp-b", led, log, nil)
@@ -135,11 +126,8 @@ func TestRecampaignAfterLoss(t *testing.T) {
 // e. The Lease deleted while held: the work stops at once, and leadership is
 // established again.
 func TestLeaseDeletedWhileHeld(t *testing.T) {
-	lease, led, log := e2etest.LeaseName(t), ledger.NewLocal(t.Name()), testLogger(t)
-	cs := []*candidate{
-		startCandidate(t, lease, "del-a", led, log, nil),
-		startCandidate(t, lease, "del-b", led, log, nil),
-	}
+	lease, led, log := setup(t)
+	cs := startCandidates(t, lease, led, log, "del", 2)
 	old := leaderAmong(t, led, cs)
 	tokenBefore := old.term(0).Token
 	deletedAt := ledger.Now() // the request is sent after this
@@ -171,11 +159,8 @@ func TestLeaseDeletedWhileHeld(t *testing.T) {
 // f. The holder overwritten by hand: the leader notices through its watch
 // and stops before its validity ends.
 func TestHolderOverwrittenByHand(t *testing.T) {
-	lease, led, log := e2etest.LeaseName(t), ledger.NewLocal(t.Name()), testLogger(t)
-	cs := []*candidate{
-		startCandidate(t, lease, "edit-a", led, log, nil),
-		startCandidate(t, lease, "edit-b", led, log, nil),
-	}
+	lease, led, log := setup(t)
+	cs := startCandidates(t, lease, led, log, "edit", 2)
 	old := leaderAmong(t, led, cs)
 	l := getLease(t, lease)
 	intruder := "kubectl-edit"
@@ -196,11 +181,8 @@ func TestHolderOverwrittenByHand(t *testing.T) {
 // g. Fencing tokens strictly increase over 50 transitions, whoever wins,
 // including the same identity winning again.
 func TestTokensIncreaseOver50Transitions(t *testing.T) {
-	lease, led, log := e2etest.LeaseName(t), ledger.NewLocal(t.Name()), testLogger(t)
-	var cs []*candidate
-	for _, id := range ids("tok", 3) {
-		cs = append(cs, startCandidate(t, lease, id, led, log, nil))
-	}
+	lease, led, log := setup(t)
+	cs := startCandidates(t, lease, led, log, "tok", 3)
 	for i := 0; i < 50; i++ {
 		l := leaderAmong(t, led, cs)
 		n := l.termCount()
@@ -229,7 +211,7 @@ func TestTokensIncreaseOver50Transitions(t *testing.T) {
 // Values proclaimed in a term are stored on the Lease, carried into the next
 // term, and cannot be moved by a term that has ended.
 func TestProclaimAcrossHandover(t *testing.T) {
-	lease, led, log := e2etest.LeaseName(t), ledger.NewLocal(t.Name()), testLogger(t)
+	lease, led, log := setup(t)
 	a := startCandidate(t, lease, "vals-a", led, log, nil)
 	e2etest.Eventually(t, 30*time.Second, "a leads", func() bool { return a.termCount() == 1 })
 	ta := a.term(0)
@@ -261,11 +243,8 @@ func TestProclaimAcrossHandover(t *testing.T) {
 // A handover requested on the Lease (what `leadership handover --to`
 // writes) moves leadership to the named replica.
 func TestHandoverToNamedReplica(t *testing.T) {
-	lease, led, log := e2etest.LeaseName(t), ledger.NewLocal(t.Name()), testLogger(t)
-	var cs []*candidate
-	for _, id := range ids("hand", 3) {
-		cs = append(cs, startCandidate(t, lease, id, led, log, nil))
-	}
+	lease, led, log := setup(t)
+	cs := startCandidates(t, lease, led, log, "hand", 3)
 	for round := 0; round < 3; round++ {
 		old := leaderAmong(t, led, cs)
 		var to *candidate

@@ -32,6 +32,14 @@ func getLease(t *testing.T, name string) *coordinationv1.Lease {
 	return l
 }
 
+// setup returns what every test here starts from: a Lease of its own, an
+// empty ledger for it, and a logger whose output the test prints if it
+// fails.
+func setup(t *testing.T) (lease string, led *ledger.Local, log *slog.Logger) {
+	lease = e2etest.LeaseName(t)
+	return lease, ledger.NewLocal(lease), testLogger(t)
+}
+
 func testLogger(t *testing.T) *slog.Logger {
 	buf := &e2etest.SyncBuffer{}
 	t.Cleanup(func() {
@@ -179,12 +187,15 @@ func leaderAmong(t *testing.T, led *ledger.Local, cs []*candidate) *candidate {
 	return nil
 }
 
-func ids(prefix string, n int) []string {
-	out := make([]string, n)
-	for i := range out {
-		out[i] = fmt.Sprintf("%s-%d", prefix, i)
+// startCandidates starts n candidates with the default configuration,
+// named prefix-0, prefix-1, ...
+func startCandidates(t *testing.T, lease string, led *ledger.Local, log *slog.Logger, prefix string, n int) []*candidate {
+	t.Helper()
+	cs := make([]*candidate, n)
+	for i := range cs {
+		cs[i] = startCandidate(t, lease, fmt.Sprintf("%s-%d", prefix, i), led, log, nil)
 	}
-	return out
+	return cs
 }
 
 func metav1ObjectMeta(name string) metav1.ObjectMeta {

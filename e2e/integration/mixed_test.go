@@ -81,7 +81,7 @@ func (c *clientGoCandidate) handBack() {
 // h. A mixed fleet: client-go's elector and ours on one Lease, 20 handovers
 // each way, never two leaders at once by the recorded work intervals.
 func TestMixedFleetWithClientGo(t *testing.T) {
-	lease, led, log := e2etest.LeaseName(t), ledger.NewLocal(t.Name()), testLogger(t)
+	lease, led, log := setup(t)
 	ours := startCandidate(t, lease, "ours-0", led, log, nil)
 	e2etest.Eventually(t, 30*time.Second, "ours leads", func() bool { return ours.termCount() == 1 })
 	var toClientGo, toOurs []time.Duration

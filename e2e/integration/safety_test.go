@@ -65,11 +65,8 @@ func nextLeader(t *testing.T, led *ledger.Local, old string, since ledger.Mono) 
 // leaseDurationSeconds, while the leader is partitioned and never sees it:
 // the followers must still wait out the duration the holder announced.
 func TestHandEditShorterLeaseWhileLeaderPartitioned(t *testing.T) {
-	lease, led, log := e2etest.LeaseName(t), ledger.NewLocal(t.Name()), testLogger(t)
-	cs := []*candidate{
-		startCandidate(t, lease, "short-a", led, log, nil),
-		startCandidate(t, lease, "short-b", led, log, nil),
-	}
+	lease, led, log := setup(t)
+	cs := startCandidates(t, lease, led, log, "short", 2)
 	old := leaderAmong(t, led, cs)
 	partition(t, old)
 	edited := ledger.Now()
@@ -91,11 +88,8 @@ func TestHandEditShorterLeaseWhileLeaderPartitioned(t *testing.T) {
 // its term at once, since others may act on the edited record; a change of
 // metadata only (a label) does not.
 func TestHandEditEndsTermButLabelDoesNot(t *testing.T) {
-	lease, led, log := e2etest.LeaseName(t), ledger.NewLocal(t.Name()), testLogger(t)
-	cs := []*candidate{
-		startCandidate(t, lease, "edit2-a", led, log, nil),
-		startCandidate(t, lease, "edit2-b", led, log, nil),
-	}
+	lease, led, log := setup(t)
+	cs := startCandidates(t, lease, led, log, "edit2", 2)
 	old := leaderAmong(t, led, cs)
 	renewals := watchRenewals(t, lease)
 
@@ -131,11 +125,8 @@ func TestHandEditEndsTermButLabelDoesNot(t *testing.T) {
 // while the leader is partitioned is not a release: its work has not
 // returned, so it is waited out like an expiry.
 func TestUnmarkedEmptyHolderIsWaitedOut(t *testing.T) {
-	lease, led, log := e2etest.LeaseName(t), ledger.NewLocal(t.Name()), testLogger(t)
-	cs := []*candidate{
-		startCandidate(t, lease, "empty-a", led, log, nil),
-		startCandidate(t, lease, "empty-b", led, log, nil),
-	}
+	lease, led, log := setup(t)
+	cs := startCandidates(t, lease, led, log, "empty", 2)
 	old := leaderAmong(t, led, cs)
 	partition(t, old)
 	edited := ledger.Now()
@@ -172,7 +163,7 @@ func (p *pollingLock) Watch(ctx context.Context, from uint64) (<-chan leadership
 // partitioned, and the Lease is deleted. The follower must count a full
 // lease from the read that found nothing.
 func TestDeletionLearnedByReadCountsFromNow(t *testing.T) {
-	lease, led, log := e2etest.LeaseName(t), ledger.NewLocal(t.Name()), testLogger(t)
+	lease, led, log := setup(t)
 	a := startCandidate(t, lease, "poll-a", led, log, nil)
 	leaderAmong(t, led, []*candidate{a})
 	b := startCandidateWith(t, lease, "poll-b", led, log, nil, func(l leadership.Lock) leadership.Lock { return &pollingLock{Lock: l} })
@@ -201,7 +192,7 @@ func TestDeletionLearnedByReadCountsFromNow(t *testing.T) {
 // Liveness. A watch that was forbidden is tried again: once the permission
 // is there, the elector watches instead of polling.
 func TestPollingReturnsToWatching(t *testing.T) {
-	lease, led, log := e2etest.LeaseName(t), ledger.NewLocal(t.Name()), testLogger(t)
+	lease, led, log := setup(t)
 	var pl *pollingLock
 	c := startCandidateWith(t, lease, "rewatch", led, log, func(c *leadership.Config) {
 		c.RetryPeriod = 200 * time.Millisecond // retries the watch every 5s
@@ -214,11 +205,8 @@ func TestPollingReturnsToWatching(t *testing.T) {
 // Liveness. A handover requested to a replica that is not running must not
 // make leadership flap: the request is void once someone acquires.
 func TestHandoverToAbsentReplicaSettles(t *testing.T) {
-	lease, led, log := e2etest.LeaseName(t), ledger.NewLocal(t.Name()), testLogger(t)
-	var cs []*candidate
-	for _, id := range ids("ghost", 3) {
-		cs = append(cs, startCandidate(t, lease, id, led, log, nil))
-	}
+	lease, led, log := setup(t)
+	cs := startCandidates(t, lease, led, log, "ghost", 3)
 	leaderAmong(t, led, cs)
 	asked := ledger.Now()
 	editLease(t, lease, func(l *coordinationv1.Lease) {
@@ -365,7 +353,7 @@ func (g *gatedLock) Update(ctx context.Context, r leadership.Record) (leadership
 // the Lease between the two writes. The second write must not re-create the
 // Lease and lead beside the first.
 func TestDeletionBetweenTwoAcquisitions(t *testing.T) {
-	lease, led, log := e2etest.LeaseName(t), ledger.NewLocal(t.Name()), testLogger(t)
+	lease, led, log := setup(t)
 	gate := &acquisitionGate{t: t, lease: lease, sent: map[string]bool{}, second: make(chan struct{}), first: make(chan struct{})}
 	a := startCandidate(t, lease, "del-a", led, log, nil)
 	leaderAmong(t, led, []*candidate{a})
