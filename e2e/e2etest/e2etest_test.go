@@ -3,12 +3,14 @@ package e2etest
 import (
 	"errors"
 	"fmt"
+	"os"
 	"runtime"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/leadership-dev/leadership/e2e/e2etest/checker"
 	"github.com/leadership-dev/leadership/e2e/e2etest/ledger"
 )
 
@@ -95,6 +97,25 @@ func TestCheckLedgerReportsOverlap(t *testing.T) {
 				t.Fatalf("the overlap was not reported as a failure of a's term: %q", got)
 			}
 		})
+	}
+}
+
+// In-process replicas share one process: nothing stops one alone, so Local
+// records no freeze. Its history is still judged by the chaos suite's
+// rules: with the process stopped (SIGSTOP) from the start of a's term,
+// before b began, the overlap is a frozen process's, reported apart.
+func TestLedgerHistoryFrozenOverlapIsReportedApart(t *testing.T) {
+	l := ledger.NewLocal("f")
+	a := begin(t, l, "a", ledger.ImplLeadership, 10, true)
+	b := begin(t, l, "b", ledger.ImplLeadership, 12, true)
+	a.End()
+	b.End()
+	h := l.History()
+	first, _ := l.Last("a")
+	h.Freezes = []ledger.Freeze{{Fleet: h.Fleet, Identity: "a", PID: os.Getpid(), From: first.Start, To: first.End}}
+	r := checker.Check(h)
+	if len(r.LeadOverlaps) != 0 || len(r.FrozenOverlaps) != 1 || !r.Safe() {
+		t.Fatalf("lead overlaps %+v, frozen %+v, safe %v: want the overlap reported apart", r.LeadOverlaps, r.FrozenOverlaps, r.Safe())
 	}
 }
 
