@@ -4,12 +4,15 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"sync"
 	"time"
 
 	coordinationv1 "k8s.io/api/coordination/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes"
+
+	"github.com/leadership-dev/leadership/e2e/e2etest/ledger"
 )
 
 // HandoverResult is the graceful handover latency of one implementation:
@@ -19,7 +22,8 @@ import (
 type HandoverResult struct {
 	Impl    Impl `json:"impl"`
 	Latency Dist `json:"latency"`
-	// Overlaps counts two work intervals at once on the Lease (should be 0).
+	// Overlaps counts pairs of lead intervals on the Lease that intersect,
+	// by the checker's judgement (should be 0).
 	Overlaps int `json:"overlaps"`
 }
 
@@ -46,7 +50,7 @@ func runHandovers(ctx context.Context, e *env, cfg ImplConfig, profile string, n
 			return res, err
 		}
 		old := s.c[slot]
-		stopAt := time.Now()
+		stopAt := ledger.Now()
 		if err := old.stop(wait); err != nil {
 			return res, err
 		}
@@ -58,13 +62,13 @@ func runHandovers(ctx context.Context, e *env, cfg ImplConfig, profile string, n
 		if err != nil {
 			return res, fmt.Errorf("%s handover %d: %w", cfg.Impl, len(lat)+1, err)
 		}
-		lat = append(lat, next.start.Sub(oldIv.end))
+		lat = append(lat, next.Start.Sub(oldIv.End))
 		if err := s.restart(slot); err != nil {
 			return res, err
 		}
 	}
 	res.Latency = newDist(lat)
-	res.Overlaps = s.led.overlaps()
+	res.Overlaps = s.overlaps()
 	return res, nil
 }
 
@@ -103,15 +107,15 @@ func runCrashes(ctx context.Context, e *env, cfg ImplConfig, profile string, n i
 	wait := 3*cfg.LeaseDuration + 30*time.Second
 	var beyond, sinceCut, gap []time.Duration
 	for len(beyond) < n {
-		slot, iv, err := s.settled(ctx, wait)
+		slot, lead, err := s.settled(ctx, wait)
 		if err != nil {
 			return res, fmt.Errorf("%s crash %d: %w", cfg.Impl, len(beyond)+1, err)
 		}
 		victim := s.c[slot]
 		// Wait for the leader to renew at least once, so that the cut
 		// lands in its steady state, then at a random phase of its renewals.
-		if err := s.led.await(ctx, wait, 20*time.Millisecond, "a renewal by "+victim.id, func([]interval) bool {
-			return w.count(victim.id, iv.start.Add(cfg.RenewEvery/2)) >= 1
+		if err := s.led.Await(ctx, wait, 20*time.Millisecond, "a renewal by "+victim.id, func([]ledger.Lead) bool {
+			return w.count(victim.id, lead.Start.Add(cfg.RenewEvery/2)) >= 1
 		}); err != nil {
 			return res, err
 		}
@@ -119,24 +123,24 @@ func runCrashes(ctx context.Context, e *env, cfg ImplConfig, profile string, n i
 			return res, err
 		}
 		victim.proxy.Blackhole()
-		cutAt := time.Now()
+		cutAt := ledger.Now()
 		next, err := s.nextStart(ctx, victim.id, cutAt, wait)
 		if err != nil {
 			return res, fmt.Errorf("%s crash %d: %w", cfg.Impl, len(beyond)+1, err)
 		}
-		last, ok := w.lastBy(victim.id, next.start)
+		last, ok := w.lastBy(victim.id, next.Start)
 		if !ok {
 			return res, fmt.Errorf("%s crash %d: the admin watch saw no write by %s", cfg.Impl, len(beyond)+1, victim.id)
 		}
-		beyond = append(beyond, next.start.Sub(last)-cfg.LeaseDuration)
-		sinceCut = append(sinceCut, next.start.Sub(cutAt))
+		beyond = append(beyond, next.Start.Sub(last)-cfg.LeaseDuration)
+		sinceCut = append(sinceCut, next.Start.Sub(cutAt))
 		// Leave the cut-off leader alone until its work stops by itself,
 		// as it would in a real partition, to see whether the two overlap.
 		old, err := s.ended(ctx, victim.id, 2*cfg.LeaseDuration+2*cfg.RenewDeadline+30*time.Second)
 		if err != nil {
 			return res, fmt.Errorf("%s crash %d: the cut-off leader's work did not stop: %w", cfg.Impl, len(beyond), err)
 		}
-		gap = append(gap, next.start.Sub(old.end))
+		gap = append(gap, next.Start.Sub(old.End))
 		if err := victim.kill(wait); err != nil {
 			return res, err
 		}
@@ -145,7 +149,7 @@ func runCrashes(ctx context.Context, e *env, cfg ImplConfig, profile string, n i
 		}
 	}
 	res.BeyondLease, res.SinceCut, res.OldStoppedBeforeNew = newDist(beyond), newDist(sinceCut), newDist(gap)
-	res.Overlaps = s.led.overlaps()
+	res.Overlaps = s.overlaps()
 	return res, nil
 }
 
@@ -154,12 +158,21 @@ func runCrashes(ctx context.Context, e *env, cfg ImplConfig, profile string, n i
 type leaseWatch struct {
 	cancel context.CancelFunc
 	done   chan struct{}
-	led    *ledger // reused for its lock and wakeups: one interval per write
+
+	mu     sync.Mutex
+	writes []leaseWrite
+}
+
+// leaseWrite is one write the admin watch saw: who held the Lease after it,
+// and when it arrived, on the clock of the ledger's lead intervals.
+type leaseWrite struct {
+	holder string
+	at     ledger.Mono
 }
 
 func watchLease(ctx context.Context, admin kubernetes.Interface, ns, name string) (*leaseWatch, error) {
 	ctx, cancel := context.WithCancel(ctx)
-	lw := &leaseWatch{cancel: cancel, done: make(chan struct{}), led: newLedger()}
+	lw := &leaseWatch{cancel: cancel, done: make(chan struct{})}
 	opts := metav1.ListOptions{FieldSelector: "metadata.name=" + name}
 	first, err := admin.CoordinationV1().Leases(ns).Watch(ctx, opts)
 	if err != nil {
@@ -183,7 +196,10 @@ func watchLease(ctx context.Context, admin kubernetes.Interface, ns, name string
 				if l.Spec.HolderIdentity != nil {
 					holder = *l.Spec.HolderIdentity
 				}
-				lw.led.finish(lw.led.begin(holder))
+				at := ledger.Now()
+				lw.mu.Lock()
+				lw.writes = append(lw.writes, leaseWrite{holder, at})
+				lw.mu.Unlock()
 			}
 			w.Stop()
 			if ctx.Err() != nil {
@@ -212,12 +228,12 @@ func (w *leaseWatch) stop() {
 }
 
 // count is the number of writes by holder seen after since.
-func (w *leaseWatch) count(holder string, since time.Time) int {
-	w.led.mu.Lock()
-	defer w.led.mu.Unlock()
+func (w *leaseWatch) count(holder string, since ledger.Mono) int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
 	n := 0
-	for _, v := range w.led.iv {
-		if v.who == holder && v.start.After(since) {
+	for _, v := range w.writes {
+		if v.holder == holder && v.at > since {
 			n++
 		}
 	}
@@ -225,16 +241,16 @@ func (w *leaseWatch) count(holder string, since time.Time) int {
 }
 
 // lastBy is the arrival of the last write by holder seen before t.
-func (w *leaseWatch) lastBy(holder string, t time.Time) (time.Time, bool) {
-	w.led.mu.Lock()
-	defer w.led.mu.Unlock()
-	for i := len(w.led.iv) - 1; i >= 0; i-- {
-		v := w.led.iv[i]
-		if v.who == holder && v.start.Before(t) {
-			return v.start, true
+func (w *leaseWatch) lastBy(holder string, t ledger.Mono) (ledger.Mono, bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for i := len(w.writes) - 1; i >= 0; i-- {
+		v := w.writes[i]
+		if v.holder == holder && v.at < t {
+			return v.at, true
 		}
 	}
-	return time.Time{}, false
+	return 0, false
 }
 
 func sleepCtx(ctx context.Context, d time.Duration) error {

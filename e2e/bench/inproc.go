@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sort"
 	"sync"
 	"time"
 
@@ -15,96 +14,10 @@ import (
 
 	"github.com/leadership-dev/leadership"
 	"github.com/leadership-dev/leadership/e2e/controlplane"
+	"github.com/leadership-dev/leadership/e2e/e2etest/checker"
+	"github.com/leadership-dev/leadership/e2e/e2etest/ledger"
 	"github.com/leadership-dev/leadership/kubelease"
 )
-
-// interval is one stretch of a candidate's leader work, on this process's
-// monotonic clock.
-type interval struct {
-	who        string
-	start, end time.Time
-	open       bool
-}
-
-// ledger records the work of the in-process candidates of one Lease. Each
-// change wakes waiters, so a scenario waits for events instead of polling.
-type ledger struct {
-	mu      sync.Mutex
-	iv      []interval
-	changed chan struct{}
-}
-
-func newLedger() *ledger { return &ledger{changed: make(chan struct{})} }
-
-func (l *ledger) notify() {
-	close(l.changed)
-	l.changed = make(chan struct{})
-}
-
-func (l *ledger) begin(who string) int {
-	now := time.Now()
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.iv = append(l.iv, interval{who: who, start: now, open: true})
-	l.notify()
-	return len(l.iv) - 1
-}
-
-func (l *ledger) finish(i int) {
-	now := time.Now()
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.iv[i].end, l.iv[i].open = now, false
-	l.notify()
-}
-
-// await returns the first result of find that is ok, re-checking on every
-// change of the ledger and every poll (for conditions outside the ledger),
-// or an error after timeout.
-func (l *ledger) await(ctx context.Context, timeout, poll time.Duration, what string, find func([]interval) bool) error {
-	deadline := time.NewTimer(timeout)
-	defer deadline.Stop()
-	tick := time.NewTicker(poll)
-	defer tick.Stop()
-	for {
-		l.mu.Lock()
-		ok := find(l.iv)
-		ch := l.changed
-		l.mu.Unlock()
-		if ok {
-			return nil
-		}
-		select {
-		case <-ch:
-		case <-tick.C:
-		case <-deadline.C:
-			return fmt.Errorf("timed out after %v waiting for %s", timeout, what)
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}
-}
-
-// overlaps counts pairs of consecutive work intervals (by start) where the
-// later began before the earlier ended: two leaders at once.
-func (l *ledger) overlaps() int {
-	l.mu.Lock()
-	ivs := append([]interval(nil), l.iv...)
-	l.mu.Unlock()
-	sort.Slice(ivs, func(i, j int) bool { return ivs[i].start.Before(ivs[j].start) })
-	n := 0
-	now := time.Now()
-	for i := 0; i+1 < len(ivs); i++ {
-		end := ivs[i].end
-		if ivs[i].open {
-			end = now
-		}
-		if !ivs[i+1].start.After(end) {
-			n++
-		}
-	}
-	return n
-}
 
 // candidate is one in-process replica with its own connection to the API
 // server through its own proxy, so that a scenario can cut it off.
@@ -117,7 +30,7 @@ type candidate struct {
 	leader func() string
 }
 
-func startCandidate(cp *controlplane.ControlPlane, cfg ImplConfig, ns, lease, id string, led *ledger) (*candidate, error) {
+func startCandidate(cp *controlplane.ControlPlane, cfg ImplConfig, ns, lease, id string, led *ledger.Local) (*candidate, error) {
 	p, err := cp.NewProxy()
 	if err != nil {
 		return nil, err
@@ -137,6 +50,10 @@ func startCandidate(cp *controlplane.ControlPlane, cfg ImplConfig, ns, lease, id
 		return nil, err
 	}
 	if cfg.Impl.ours() {
+		rec, err := led.Replica(id, ledger.ImplLeadership)
+		if err != nil {
+			return fail(err)
+		}
 		lock, err := kubelease.New(cs.CoordinationV1(), ns, lease)
 		if err != nil {
 			return fail(err)
@@ -148,14 +65,18 @@ func startCandidate(cp *controlplane.ControlPlane, cfg ImplConfig, ns, lease, id
 		c.leader = func() string { return e.Leader().Identity }
 		go func() {
 			defer close(c.done)
-			_ = e.Run(ctx, func(ctx context.Context, _ leadership.Term) error {
-				i := led.begin(id)
+			_ = e.Run(ctx, func(ctx context.Context, term leadership.Term) error {
+				lt := rec.Begin(term.Token)
 				<-ctx.Done()
-				led.finish(i) // the work has returned
+				lt.End() // the work has returned
 				return nil
 			})
 		}()
 		return c, nil
+	}
+	rec, err := led.Replica(id, ledger.ImplClientGo)
+	if err != nil {
+		return fail(err)
 	}
 	lock := &resourcelock.LeaseLock{
 		LeaseMeta:  metav1.ObjectMeta{Namespace: ns, Name: lease},
@@ -164,9 +85,9 @@ func startCandidate(cp *controlplane.ControlPlane, cfg ImplConfig, ns, lease, id
 	}
 	le, err := cfg.clientGo(lock, id, leaderelection.LeaderCallbacks{
 		OnStartedLeading: func(ctx context.Context) {
-			i := led.begin(id)
+			lt := rec.Begin(0)
 			<-ctx.Done()
-			led.finish(i)
+			lt.End()
 		},
 		OnStoppedLeading: func() {},
 	})
@@ -210,13 +131,13 @@ type slots struct {
 	cfg  ImplConfig
 	ns   string
 	name string
-	led  *ledger
+	led  *ledger.Local
 	gen  int
 	c    []*candidate
 }
 
 func newSlots(cp *controlplane.ControlPlane, cfg ImplConfig, ns, lease string, n int) (*slots, error) {
-	s := &slots{cp: cp, cfg: cfg, ns: ns, name: lease, led: newLedger(), c: make([]*candidate, n)}
+	s := &slots{cp: cp, cfg: cfg, ns: ns, name: lease, led: ledger.NewLocal(lease), c: make([]*candidate, n)}
 	for i := range s.c {
 		if err := s.restart(i); err != nil {
 			s.close()
@@ -256,14 +177,14 @@ func shortName(i Impl) string {
 
 // settled waits until exactly one candidate works and every candidate has
 // observed some holder (so all three are up and campaigning), and returns
-// the slot of the leader and its work interval.
-func (s *slots) settled(ctx context.Context, timeout time.Duration) (int, interval, error) {
-	slot, iv := -1, interval{}
-	err := s.led.await(ctx, timeout, 10*time.Millisecond, "one settled leader", func(ivs []interval) bool {
-		var open []interval
-		for _, v := range ivs {
-			if v.open {
-				open = append(open, v)
+// the slot of the leader and its term.
+func (s *slots) settled(ctx context.Context, timeout time.Duration) (int, ledger.Lead, error) {
+	slot, lead := -1, ledger.Lead{}
+	err := s.led.Await(ctx, timeout, 10*time.Millisecond, "one settled leader", func(ls []ledger.Lead) bool {
+		var open []ledger.Lead
+		for _, l := range ls {
+			if l.Open {
+				open = append(open, l)
 			}
 		}
 		if len(open) != 1 {
@@ -274,24 +195,24 @@ func (s *slots) settled(ctx context.Context, timeout time.Duration) (int, interv
 			if c.leader() == "" {
 				return false
 			}
-			if c.id == open[0].who {
+			if c.id == open[0].Identity {
 				slot = i
 			}
 		}
-		iv = open[0]
+		lead = open[0]
 		return slot >= 0
 	})
-	return slot, iv, err
+	return slot, lead, err
 }
 
-// nextStart waits for a work interval begun after 'after' by anyone but
-// 'not', and returns it.
-func (s *slots) nextStart(ctx context.Context, not string, after time.Time, timeout time.Duration) (interval, error) {
-	var found interval
-	err := s.led.await(ctx, timeout, 50*time.Millisecond, "a new leader", func(ivs []interval) bool {
-		for _, v := range ivs {
-			if v.who != not && v.start.After(after) {
-				found = v
+// nextStart waits for a term begun after 'after' by anyone but 'not', and
+// returns it.
+func (s *slots) nextStart(ctx context.Context, not string, after ledger.Mono, timeout time.Duration) (ledger.Lead, error) {
+	var found ledger.Lead
+	err := s.led.Await(ctx, timeout, 50*time.Millisecond, "a new leader", func(ls []ledger.Lead) bool {
+		for _, l := range ls {
+			if l.Identity != not && l.Start > after {
+				found = l
 				return true
 			}
 		}
@@ -300,20 +221,27 @@ func (s *slots) nextStart(ctx context.Context, not string, after time.Time, time
 	return found, err
 }
 
-// ended returns the last interval of who once it has ended.
-func (s *slots) ended(ctx context.Context, who string, timeout time.Duration) (interval, error) {
-	var found interval
-	err := s.led.await(ctx, timeout, 50*time.Millisecond, who+"'s work to return", func(ivs []interval) bool {
-		for i := len(ivs) - 1; i >= 0; i-- {
-			if ivs[i].who == who {
-				found = ivs[i]
-				return !ivs[i].open
+// ended returns the last term of who once its work has returned.
+func (s *slots) ended(ctx context.Context, who string, timeout time.Duration) (ledger.Lead, error) {
+	var found ledger.Lead
+	err := s.led.Await(ctx, timeout, 50*time.Millisecond, who+"'s work to return", func(ls []ledger.Lead) bool {
+		for i := len(ls) - 1; i >= 0; i-- {
+			if ls[i].Identity == who {
+				found = ls[i]
+				return !ls[i].Open
 			}
 		}
 		return false
 	})
-	if err == nil && found.who == "" {
+	if err == nil && found.Identity == "" {
 		err = errors.New("no work recorded for " + who)
 	}
 	return found, err
+}
+
+// overlaps counts the pairs of lead intervals that intersect, by the
+// checker's judgement: two leaders working at once.
+func (s *slots) overlaps() int {
+	r := checker.Check(s.led.History())
+	return len(r.LeadOverlaps) + len(r.FrozenOverlaps)
 }

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/leadership-dev/leadership/e2e/chaos/ledger"
+	"github.com/leadership-dev/leadership/e2e/e2etest/ledger"
 )
 
 // shortRounds keeps the short run near two and a half minutes on a loaded

@@ -12,8 +12,8 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/leadership-dev/leadership/e2e/chaos/checker"
-	"github.com/leadership-dev/leadership/e2e/chaos/ledger"
+	"github.com/leadership-dev/leadership/e2e/e2etest/checker"
+	"github.com/leadership-dev/leadership/e2e/e2etest/ledger"
 )
 
 // fleet is the candidates of one Lease, which is also their resource in

@@ -12,7 +12,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/util/retry"
 
-	"github.com/leadership-dev/leadership/e2e/chaos/ledger"
+	"github.com/leadership-dev/leadership/e2e/e2etest/ledger"
 )
 
 // The operator's faults: what kubectl edit, a patch or a script does to a

@@ -13,8 +13,8 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/leadership-dev/leadership/e2e/chaos/ledger"
 	"github.com/leadership-dev/leadership/e2e/controlplane"
+	"github.com/leadership-dev/leadership/e2e/e2etest/ledger"
 )
 
 // e2eModule is the module whose ./cmd/candidate the suite builds.

@@ -23,8 +23,8 @@ import (
 
 	"k8s.io/client-go/kubernetes"
 
-	"github.com/leadership-dev/leadership/e2e/chaos/ledger"
 	"github.com/leadership-dev/leadership/e2e/controlplane"
+	"github.com/leadership-dev/leadership/e2e/e2etest/ledger"
 	"github.com/leadership-dev/leadership/e2e/internal/modversion"
 )
 

@@ -6,8 +6,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/leadership-dev/leadership/e2e/chaos/checker"
-	"github.com/leadership-dev/leadership/e2e/chaos/ledger"
+	"github.com/leadership-dev/leadership/e2e/e2etest/checker"
+	"github.com/leadership-dev/leadership/e2e/e2etest/ledger"
 )
 
 // WriteMarkdown writes a scenario's result as a markdown table, one column

@@ -17,6 +17,8 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/leadership-dev/leadership/e2e/e2etest"
 )
 
 // cp is shared by all tests of the package; each test uses its own Lease names.
@@ -79,22 +81,6 @@ func getLease(client kubernetes.Interface, name string, timeout time.Duration) (
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	return client.CoordinationV1().Leases(ns).Get(ctx, name, metav1.GetOptions{})
-}
-
-// eventually polls f until it succeeds, failing the test after timeout.
-func eventually(t *testing.T, timeout time.Duration, what string, f func() error) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := f()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: still failing after %s: %v", what, timeout, err)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
 }
 
 func checkHolder(lease *coordinationv1.Lease, want string) error {
@@ -169,7 +155,7 @@ func TestProxyFaults(t *testing.T) {
 		}
 
 		p.Restore()
-		eventually(t, 30*time.Second, "get after Restore", func() error {
+		e2etest.Eventually(t, 30*time.Second, "get after Restore", func() error {
 			_, err := getLease(client, name, 5*time.Second)
 			return err
 		})
@@ -200,7 +186,7 @@ func TestProxyFaults(t *testing.T) {
 		}
 
 		p.Restore()
-		eventually(t, 30*time.Second, "get after Restore", func() error {
+		e2etest.Eventually(t, 30*time.Second, "get after Restore", func() error {
 			_, err := getLease(client, name, 5*time.Second)
 			return err
 		})
@@ -219,7 +205,7 @@ func TestProxyFaults(t *testing.T) {
 			t.Fatalf("get took %s, want >= %s", elapsed, 2*delay)
 		}
 		p.SetLatency(0)
-		eventually(t, 30*time.Second, "fast get after SetLatency(0)", func() error {
+		e2etest.Eventually(t, 30*time.Second, "fast get after SetLatency(0)", func() error {
 			start := time.Now()
 			if _, err := getLease(client, name, 5*time.Second); err != nil {
 				return err
@@ -271,7 +257,7 @@ func TestRestartAPIServer(t *testing.T) {
 		"new client from Config":         newClient(t, rest.CopyConfig(cp.Config)),
 		"client through proxy":           proxied,
 	} {
-		eventually(t, 30*time.Second, what, func() error {
+		e2etest.Eventually(t, 30*time.Second, what, func() error {
 			got, err := getLease(c, name, 5*time.Second)
 			if err != nil {
 				return err

@@ -27,6 +27,7 @@ import (
 	"k8s.io/client-go/rest"
 
 	"github.com/leadership-dev/leadership/e2e/controlplane"
+	"github.com/leadership-dev/leadership/e2e/e2etest"
 	"github.com/leadership-dev/leadership/examples/credentials"
 )
 
@@ -193,22 +194,9 @@ func (e *env) deletePods(ps []*podState) {
 	}
 }
 
-// eventually polls cond until it returns nil or the (generous) timeout
-// passes, then fails with cond's last error.
-func eventually(t *testing.T, timeout time.Duration, what string, cond func() error) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := cond()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s: %v", timeout, what, err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
+// eventually is e2etest.Eventually, for this package's conditions, which
+// say what is still missing.
+var eventually = e2etest.Eventually[func() error]
 
 func sha(s string) string {
 	sum := sha256.Sum256([]byte(s))

@@ -1,12 +1,14 @@
 // Package e2etest holds the small helpers every e2e test package needs:
-// unique Lease names, clients, polling for a condition, and a log buffer
-// that goroutines can share.
+// unique Lease names, clients, polling for a condition, a log buffer that
+// goroutines can share, and the judgement of an in-process ledger (see
+// packages ledger and checker below it).
 package e2etest
 
 import (
 	"bytes"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"regexp"
 	"strings"
 	"sync"
@@ -16,6 +18,9 @@ import (
 	coordinationv1 "k8s.io/api/coordination/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
+
+	"github.com/leadership-dev/leadership/e2e/e2etest/checker"
+	"github.com/leadership-dev/leadership/e2e/e2etest/ledger"
 )
 
 var unsafeChars = regexp.MustCompile(`[^A-Za-z0-9]+`)
@@ -45,17 +50,65 @@ func Client(t testing.TB, cfg *rest.Config) kubernetes.Interface {
 	return cs
 }
 
+// Condition is what Eventually polls: a func() bool that holds, or a
+// func() error that returns nil, once the awaited state is reached; an
+// error says what is still missing.
+type Condition interface {
+	func() bool | func() error
+}
+
 // Eventually polls cond until it holds, or fails the test once the
-// (generous) timeout has passed.
-func Eventually(t testing.TB, timeout time.Duration, what string, cond func() bool) {
+// (generous) timeout has passed, saying what it waited for and, for a
+// func() error, cond's last error.
+func Eventually[C Condition](t testing.TB, timeout time.Duration, what string, cond C) {
 	t.Helper()
+	var check func() error
+	switch c := any(cond).(type) {
+	case func() bool:
+		check = func() error {
+			if c() {
+				return nil
+			}
+			return errNotYet
+		}
+	case func() error:
+		check = c
+	}
 	deadline := time.Now().Add(timeout)
-	for !cond() {
+	for {
+		err := check()
+		if err == nil {
+			return
+		}
 		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for: %s", timeout, what)
+			if err == errNotYet {
+				t.Fatalf("timed out after %v waiting for: %s", timeout, what)
+			}
+			t.Fatalf("timed out after %v waiting for: %s: last error: %v", timeout, what, err)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// errNotYet is a func() bool condition that does not hold yet.
+var errNotYet = errors.New("not yet")
+
+// CheckLedger judges what the in-process candidates recorded in l by the
+// checker's definitions (the chaos suite's), fails the test on every
+// problem it finds (overlapping lead intervals, writes refused outside a
+// frozen process, overlapping accepted work, stale writes accepted, tokens
+// that did not increase, misreported intervals) and if nothing was
+// recorded, and returns the report.
+func CheckLedger(t testing.TB, l *ledger.Local) checker.Report {
+	t.Helper()
+	r := checker.Check(l.History())
+	for _, p := range r.Problems() {
+		t.Error(p)
+	}
+	if len(r.Intervals) == 0 {
+		t.Error("no leader work was recorded")
+	}
+	return r
 }
 
 // HolderOf returns the Lease's holder identity, "" if none.

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"sort"
 	"sync"
 	"testing"
 	"time"
@@ -16,6 +15,7 @@ import (
 	"github.com/leadership-dev/leadership"
 	"github.com/leadership-dev/leadership/e2e/controlplane"
 	"github.com/leadership-dev/leadership/e2e/e2etest"
+	"github.com/leadership-dev/leadership/e2e/e2etest/ledger"
 	"github.com/leadership-dev/leadership/kubelease"
 )
 
@@ -32,94 +32,12 @@ func getLease(t *testing.T, name string) *coordinationv1.Lease {
 	return l
 }
 
-// interval is one stretch of leader work, with times on this process's
-// monotonic clock, shared by every candidate in the test.
-type interval struct {
-	who        string
-	token      uint64
-	start, end time.Time
-	open       bool
-}
-
-// ledger records every candidate's work so that a test can judge, after the
-// fact, that no two terms ever overlapped.
-type ledger struct {
-	mu sync.Mutex
-	iv []interval
-}
-
-func (l *ledger) begin(who string, token uint64) int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.iv = append(l.iv, interval{who: who, token: token, start: time.Now(), open: true})
-	return len(l.iv) - 1
-}
-
-func (l *ledger) finish(i int) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.iv[i].end, l.iv[i].open = time.Now(), false
-}
-
-func (l *ledger) intervals() []interval {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return append([]interval(nil), l.iv...)
-}
-
-// active returns who is working right now.
-func (l *ledger) active() []string {
-	var out []string
-	for _, iv := range l.intervals() {
-		if iv.open {
-			out = append(out, iv.who)
-		}
-	}
-	return out
-}
-
-// last returns the most recent interval begun by who, or of anyone if who
-// is empty.
-func (l *ledger) last(who string) (interval, bool) {
-	ivs := l.intervals()
-	for i := len(ivs) - 1; i >= 0; i-- {
-		if who == "" || ivs[i].who == who {
-			return ivs[i], true
-		}
-	}
-	return interval{}, false
-}
-
-// check fails the test on any two intervals that overlap, and on tokens
-// that do not strictly increase in order of start (for electors that carry
-// tokens: 0 marks a client-go term).
-func (l *ledger) check(t *testing.T) {
-	t.Helper()
-	ivs := l.intervals()
-	sort.Slice(ivs, func(i, j int) bool { return ivs[i].start.Before(ivs[j].start) })
-	now := time.Now()
-	var lastToken uint64
-	for i, a := range ivs {
-		aEnd := a.end
-		if a.open {
-			aEnd = now
-		}
-		if i+1 < len(ivs) {
-			b := ivs[i+1]
-			if !b.start.After(aEnd) {
-				t.Errorf("overlap: %s (token %d) worked until %v after %s (token %d) started", a.who, a.token, aEnd.Sub(b.start), b.who, b.token)
-			}
-		}
-		if a.token != 0 {
-			if a.token <= lastToken {
-				t.Errorf("token did not increase: %d after %d (%s)", a.token, lastToken, a.who)
-			}
-			lastToken = a.token
-		}
-	}
-	if len(ivs) == 0 {
-		t.Error("no leader work was recorded")
-	}
+// setup returns what every test here starts from: a Lease of its own, an
+// empty ledger for it, and a logger whose output the test prints if it
+// fails.
+func setup(t *testing.T) (lease string, led *ledger.Local, log *slog.Logger) {
+	lease = e2etest.LeaseName(t)
+	return lease, ledger.NewLocal(lease), testLogger(t)
 }
 
 func testLogger(t *testing.T) *slog.Logger {
@@ -133,7 +51,9 @@ func testLogger(t *testing.T) *slog.Logger {
 }
 
 // candidate is one replica: an elector on its own connection (through its
-// own proxy, so that a test can cut it off) recording into a shared ledger.
+// own proxy, so that a test can cut it off) recording into a shared ledger:
+// each term as a lead interval, with one unit of work under its token as
+// it begins (so that the checker judges the tokens too).
 type candidate struct {
 	id     string
 	e      *leadership.Elector
@@ -150,14 +70,14 @@ type candidate struct {
 
 var fastTimings = func(c *leadership.Config) { c.LeaseDuration = 3 * time.Second }
 
-func startCandidate(t *testing.T, lease, id string, led *ledger, log *slog.Logger, mod func(*leadership.Config)) *candidate {
+func startCandidate(t *testing.T, lease, id string, led *ledger.Local, log *slog.Logger, mod func(*leadership.Config)) *candidate {
 	t.Helper()
 	return startCandidateWith(t, lease, id, led, log, mod, nil)
 }
 
 // startCandidateWith is startCandidate with the lock wrapped by wrap (when
 // not nil), for a candidate whose view of the Lease a test shapes.
-func startCandidateWith(t *testing.T, lease, id string, led *ledger, log *slog.Logger, mod func(*leadership.Config), wrap func(leadership.Lock) leadership.Lock) *candidate {
+func startCandidateWith(t *testing.T, lease, id string, led *ledger.Local, log *slog.Logger, mod func(*leadership.Config), wrap func(leadership.Lock) leadership.Lock) *candidate {
 	t.Helper()
 	p, err := cp.NewProxy()
 	if err != nil {
@@ -181,11 +101,15 @@ func startCandidateWith(t *testing.T, lease, id string, led *ledger, log *slog.L
 	if err != nil {
 		t.Fatal(err)
 	}
+	rec, err := led.Replica(id, ledger.ImplLeadership)
+	if err != nil {
+		t.Fatal(err)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	c := &candidate{id: id, e: e, proxy: p, cancel: cancel, done: make(chan struct{})}
 	go func() {
 		defer close(c.done)
-		if err := e.Run(ctx, c.lead(led)); err != nil {
+		if err := e.Run(ctx, c.lead(rec)); err != nil {
 			t.Errorf("%s: Run: %v", id, err)
 		}
 	}()
@@ -193,15 +117,16 @@ func startCandidateWith(t *testing.T, lease, id string, led *ledger, log *slog.L
 	return c
 }
 
-func (c *candidate) lead(led *ledger) leadership.LeadFunc {
+func (c *candidate) lead(rec *ledger.Replica) leadership.LeadFunc {
 	return func(ctx context.Context, term leadership.Term) error {
-		i := led.begin(c.id, term.Token)
+		lt := rec.Begin(term.Token)
+		lt.Unit()
 		c.mu.Lock()
 		c.terms = append(c.terms, term)
 		c.mu.Unlock()
 		<-ctx.Done()
 		rem := term.Remaining()
-		led.finish(i)
+		lt.End()
 		c.mu.Lock()
 		c.causes = append(c.causes, context.Cause(ctx))
 		c.remainingAtEnd = append(c.remainingAtEnd, rem)
@@ -242,11 +167,11 @@ func (c *candidate) ending(i int) (remaining time.Duration, cause error) {
 }
 
 // leaderAmong waits until exactly one candidate works and returns it.
-func leaderAmong(t *testing.T, led *ledger, cs []*candidate) *candidate {
+func leaderAmong(t *testing.T, led *ledger.Local, cs []*candidate) *candidate {
 	t.Helper()
 	var who string
 	e2etest.Eventually(t, 30*time.Second, "exactly one leader", func() bool {
-		a := led.active()
+		a := led.Active()
 		if len(a) == 1 {
 			who = a[0]
 			return true
@@ -262,12 +187,15 @@ func leaderAmong(t *testing.T, led *ledger, cs []*candidate) *candidate {
 	return nil
 }
 
-func ids(prefix string, n int) []string {
-	out := make([]string, n)
-	for i := range out {
-		out[i] = fmt.Sprintf("%s-%d", prefix, i)
+// startCandidates starts n candidates with the default configuration,
+// named prefix-0, prefix-1, ...
+func startCandidates(t *testing.T, lease string, led *ledger.Local, log *slog.Logger, prefix string, n int) []*candidate {
+	t.Helper()
+	cs := make([]*candidate, n)
+	for i := range cs {
+		cs[i] = startCandidate(t, lease, fmt.Sprintf("%s-%d", prefix, i), led, log, nil)
 	}
-	return out
+	return cs
 }
 
 func metav1ObjectMeta(name string) metav1.ObjectMeta {

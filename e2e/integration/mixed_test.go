@@ -10,6 +10,7 @@ import (
 	"k8s.io/client-go/tools/leaderelection/resourcelock"
 
 	"github.com/leadership-dev/leadership/e2e/e2etest"
+	"github.com/leadership-dev/leadership/e2e/e2etest/ledger"
 )
 
 // clientGoCandidate runs client-go's elector on the same Lease. Its work
@@ -24,13 +25,17 @@ type clientGoCandidate struct {
 	started  chan struct{}
 }
 
-func startClientGo(t *testing.T, lease, id string, led *ledger) *clientGoCandidate {
+func startClientGo(t *testing.T, lease, id string, led *ledger.Local) *clientGoCandidate {
 	t.Helper()
 	cs := admin(t)
 	lock := &resourcelock.LeaseLock{
 		LeaseMeta:  metav1ObjectMeta(lease),
 		Client:     cs.CoordinationV1(),
 		LockConfig: resourcelock.ResourceLockConfig{Identity: id},
+	}
+	rec, err := led.Replica(id, ledger.ImplClientGo)
+	if err != nil {
+		t.Fatal(err)
 	}
 	c := &clientGoCandidate{id: id, done: make(chan struct{}), stopWork: make(chan struct{}), started: make(chan struct{})}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -44,13 +49,13 @@ func startClientGo(t *testing.T, lease, id string, led *ledger) *clientGoCandida
 		Name:            id,
 		Callbacks: leaderelection.LeaderCallbacks{
 			OnStartedLeading: func(ctx context.Context) {
-				i := led.begin(id, 0)
+				lt := rec.Begin(0)
 				close(c.started)
 				select {
 				case <-ctx.Done():
 				case <-c.stopWork:
 				}
-				led.finish(i)
+				lt.End()
 			},
 			OnStoppedLeading: func() {},
 		},
@@ -76,7 +81,7 @@ func (c *clientGoCandidate) handBack() {
 // h. A mixed fleet: client-go's elector and ours on one Lease, 20 handovers
 // each way, never two leaders at once by the recorded work intervals.
 func TestMixedFleetWithClientGo(t *testing.T) {
-	lease, led, log := e2etest.LeaseName(t), &ledger{}, testLogger(t)
+	lease, led, log := setup(t)
 	ours := startCandidate(t, lease, "ours-0", led, log, nil)
 	e2etest.Eventually(t, 30*time.Second, "ours leads", func() bool { return ours.termCount() == 1 })
 	var toClientGo, toOurs []time.Duration
@@ -101,5 +106,5 @@ func TestMixedFleetWithClientGo(t *testing.T) {
 	}
 	t.Logf("handover ours→client-go: %v", toClientGo)
 	t.Logf("handover client-go→ours: %v", toOurs)
-	led.check(t)
+	e2etest.CheckLedger(t, led)
 }

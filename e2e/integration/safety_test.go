@@ -2,7 +2,7 @@ package integration
 
 // Paths to two leaders that a naive elector leaves open, each against the
 // real API server. Every test judges the work intervals themselves (the
-// ledger, on this process's monotonic clock), not a fenced store.
+// ledger, on CLOCK_MONOTONIC, judged by the checker), not a fenced store.
 
 import (
 	"context"
@@ -19,6 +19,7 @@ import (
 
 	"github.com/leadership-dev/leadership"
 	"github.com/leadership-dev/leadership/e2e/e2etest"
+	"github.com/leadership-dev/leadership/e2e/e2etest/ledger"
 )
 
 // editLease applies edit to the Lease as an operator's read-modify-write
@@ -49,13 +50,13 @@ func partition(t *testing.T, c *candidate) {
 
 // nextLeader waits for a term begun after since by someone other than old
 // (anyone, if old is empty).
-func nextLeader(t *testing.T, led *ledger, old string, since time.Time) interval {
+func nextLeader(t *testing.T, led *ledger.Local, old string, since ledger.Mono) ledger.Lead {
 	t.Helper()
-	var next interval
+	var next ledger.Lead
 	e2etest.Eventually(t, 30*time.Second, "another replica leads", func() bool {
-		iv, ok := led.last("")
+		iv, ok := led.Last("")
 		next = iv
-		return ok && iv.who != old && iv.start.After(since)
+		return ok && iv.Identity != old && iv.Start > since
 	})
 	return next
 }
@@ -64,14 +65,11 @@ func nextLeader(t *testing.T, led *ledger, old string, since time.Time) interval
 // leaseDurationSeconds, while the leader is partitioned and never sees it:
 // the followers must still wait out the duration the holder announced.
 func TestHandEditShorterLeaseWhileLeaderPartitioned(t *testing.T) {
-	lease, led, log := e2etest.LeaseName(t), &ledger{}, testLogger(t)
-	cs := []*candidate{
-		startCandidate(t, lease, "short-a", led, log, nil),
-		startCandidate(t, lease, "short-b", led, log, nil),
-	}
+	lease, led, log := setup(t)
+	cs := startCandidates(t, lease, led, log, "short", 2)
 	old := leaderAmong(t, led, cs)
 	partition(t, old)
-	edited := time.Now()
+	edited := ledger.Now()
 	editLease(t, lease, func(l *coordinationv1.Lease) {
 		one := int32(1)
 		l.Spec.LeaseDurationSeconds = &one
@@ -82,19 +80,16 @@ func TestHandEditShorterLeaseWhileLeaderPartitioned(t *testing.T) {
 	if !errors.Is(cause, leadership.ErrValidityExpired) {
 		t.Errorf("the partitioned leader ended with %v, want ErrValidityExpired", cause)
 	}
-	t.Logf("successor %s started %v after the edit", next.who, next.start.Sub(edited))
-	led.check(t)
+	t.Logf("successor %s started %v after the edit", next.Identity, next.Start.Sub(edited))
+	e2etest.CheckLedger(t, led)
 }
 
 // Path 1, the leader connected: an edit of anything the protocol reads ends
 // its term at once, since others may act on the edited record; a change of
 // metadata only (a label) does not.
 func TestHandEditEndsTermButLabelDoesNot(t *testing.T) {
-	lease, led, log := e2etest.LeaseName(t), &ledger{}, testLogger(t)
-	cs := []*candidate{
-		startCandidate(t, lease, "edit2-a", led, log, nil),
-		startCandidate(t, lease, "edit2-b", led, log, nil),
-	}
+	lease, led, log := setup(t)
+	cs := startCandidates(t, lease, led, log, "edit2", 2)
 	old := leaderAmong(t, led, cs)
 	renewals := watchRenewals(t, lease)
 
@@ -122,30 +117,27 @@ func TestHandEditEndsTermButLabelDoesNot(t *testing.T) {
 	if !errors.Is(cause, leadership.ErrLockLost) || !strings.Contains(cause.Error(), "leaseDuration") || rem <= 0 {
 		t.Fatalf("ended with %v, %v of validity left: want ErrLockLost naming leaseDuration, before validity ends", cause, rem)
 	}
-	e2etest.Eventually(t, 30*time.Second, "a leader again", func() bool { return len(led.active()) == 1 })
-	led.check(t)
+	e2etest.Eventually(t, 30*time.Second, "a leader again", func() bool { return len(led.Active()) == 1 })
+	e2etest.CheckLedger(t, led)
 }
 
 // Path 2. An empty holder written by an operator (keeping the annotations)
 // while the leader is partitioned is not a release: its work has not
 // returned, so it is waited out like an expiry.
 func TestUnmarkedEmptyHolderIsWaitedOut(t *testing.T) {
-	lease, led, log := e2etest.LeaseName(t), &ledger{}, testLogger(t)
-	cs := []*candidate{
-		startCandidate(t, lease, "empty-a", led, log, nil),
-		startCandidate(t, lease, "empty-b", led, log, nil),
-	}
+	lease, led, log := setup(t)
+	cs := startCandidates(t, lease, led, log, "empty", 2)
 	old := leaderAmong(t, led, cs)
 	partition(t, old)
-	edited := time.Now()
+	edited := ledger.Now()
 	editLease(t, lease, func(l *coordinationv1.Lease) {
 		empty, one := "", int32(1) // what client-go's release writes
 		l.Spec.HolderIdentity = &empty
 		l.Spec.LeaseDurationSeconds = &one
 	})
 	next := nextLeader(t, led, old.id, edited)
-	t.Logf("successor %s started %v after the edit", next.who, next.start.Sub(edited))
-	led.check(t)
+	t.Logf("successor %s started %v after the edit", next.Identity, next.Start.Sub(edited))
+	e2etest.CheckLedger(t, led)
 }
 
 // pollingLock refuses watches, as an API server does when RBAC does not
@@ -171,7 +163,7 @@ func (p *pollingLock) Watch(ctx context.Context, from uint64) (<-chan leadership
 // partitioned, and the Lease is deleted. The follower must count a full
 // lease from the read that found nothing.
 func TestDeletionLearnedByReadCountsFromNow(t *testing.T) {
-	lease, led, log := e2etest.LeaseName(t), &ledger{}, testLogger(t)
+	lease, led, log := setup(t)
 	a := startCandidate(t, lease, "poll-a", led, log, nil)
 	leaderAmong(t, led, []*candidate{a})
 	b := startCandidateWith(t, lease, "poll-b", led, log, nil, func(l leadership.Lock) leadership.Lock { return &pollingLock{Lock: l} })
@@ -187,20 +179,20 @@ func TestDeletionLearnedByReadCountsFromNow(t *testing.T) {
 	last := renewals.last(a.id)
 	e2etest.Eventually(t, 30*time.Second, "the next renewal", func() bool { return renewals.last(a.id).After(last) })
 	partition(t, a)
-	deleted := time.Now()
+	deleted := ledger.Now()
 	if err := admin(t).CoordinationV1().Leases(ns).Delete(context.Background(), lease, metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	b.proxy.Restore()
 	next := nextLeader(t, led, a.id, deleted)
-	t.Logf("b re-created the Lease %v after the deletion", next.start.Sub(deleted))
-	led.check(t)
+	t.Logf("b re-created the Lease %v after the deletion", next.Start.Sub(deleted))
+	e2etest.CheckLedger(t, led)
 }
 
 // Liveness. A watch that was forbidden is tried again: once the permission
 // is there, the elector watches instead of polling.
 func TestPollingReturnsToWatching(t *testing.T) {
-	lease, led, log := e2etest.LeaseName(t), &ledger{}, testLogger(t)
+	lease, led, log := setup(t)
 	var pl *pollingLock
 	c := startCandidateWith(t, lease, "rewatch", led, log, func(c *leadership.Config) {
 		c.RetryPeriod = 200 * time.Millisecond // retries the watch every 5s
@@ -213,13 +205,10 @@ func TestPollingReturnsToWatching(t *testing.T) {
 // Liveness. A handover requested to a replica that is not running must not
 // make leadership flap: the request is void once someone acquires.
 func TestHandoverToAbsentReplicaSettles(t *testing.T) {
-	lease, led, log := e2etest.LeaseName(t), &ledger{}, testLogger(t)
-	var cs []*candidate
-	for _, id := range ids("ghost", 3) {
-		cs = append(cs, startCandidate(t, lease, id, led, log, nil))
-	}
+	lease, led, log := setup(t)
+	cs := startCandidates(t, lease, led, log, "ghost", 3)
 	leaderAmong(t, led, cs)
-	asked := time.Now()
+	asked := ledger.Now()
 	editLease(t, lease, func(l *coordinationv1.Lease) {
 		if l.Annotations == nil {
 			l.Annotations = map[string]string{}
@@ -235,18 +224,18 @@ func TestHandoverToAbsentReplicaSettles(t *testing.T) {
 	// and it handed over again within a renewal interval.
 	settled := time.Now()
 	e2etest.Eventually(t, 30*time.Second, "renewals for over a lease duration", func() bool {
-		return renewals.last(next.who).After(settled.Add(4 * time.Second))
+		return renewals.last(next.Identity).After(settled.Add(4 * time.Second))
 	})
 	terms := 0
-	for _, iv := range led.intervals() {
-		if iv.start.After(asked) {
+	for _, iv := range led.Leads() {
+		if iv.Start > asked {
 			terms++
 		}
 	}
-	if cur, _ := led.last(""); terms != 1 || !cur.open || cur.who != next.who {
+	if cur, _ := led.Last(""); terms != 1 || !cur.Open || cur.Identity != next.Identity {
 		t.Fatalf("%d terms since the request (want 1: the handover, then calm); current %+v", terms, cur)
 	}
-	led.check(t)
+	e2etest.CheckLedger(t, led)
 }
 
 // acquisitionGate holds the first acquiring update of two followers until
@@ -364,7 +353,7 @@ func (g *gatedLock) Update(ctx context.Context, r leadership.Record) (leadership
 // the Lease between the two writes. The second write must not re-create the
 // Lease and lead beside the first.
 func TestDeletionBetweenTwoAcquisitions(t *testing.T) {
-	lease, led, log := e2etest.LeaseName(t), &ledger{}, testLogger(t)
+	lease, led, log := setup(t)
 	gate := &acquisitionGate{t: t, lease: lease, sent: map[string]bool{}, second: make(chan struct{}), first: make(chan struct{})}
 	a := startCandidate(t, lease, "del-a", led, log, nil)
 	leaderAmong(t, led, []*candidate{a})
@@ -379,7 +368,7 @@ func TestDeletionBetweenTwoAcquisitions(t *testing.T) {
 	}
 	gate.armed.Store(true)
 	partition(t, a)
-	since := time.Now()
+	since := ledger.Now()
 	nextLeader(t, led, a.id, since)
 	e2etest.Eventually(t, 30*time.Second, "both followers tried to acquire", func() bool {
 		select {
@@ -392,8 +381,8 @@ func TestDeletionBetweenTwoAcquisitions(t *testing.T) {
 	// Both acquisitions are decided; give a wrongly re-created Lease's
 	// holder the time to begin and the other the time to notice it.
 	e2etest.Eventually(t, 30*time.Second, "one leader after the deletion, and its term under way", func() bool {
-		iv, ok := led.last("")
-		return ok && iv.start.After(since) && time.Since(iv.start) > 3*time.Second
+		iv, ok := led.Last("")
+		return ok && iv.Start > since && ledger.Now().Sub(iv.Start) > 3*time.Second
 	})
-	led.check(t)
+	e2etest.CheckLedger(t, led)
 }

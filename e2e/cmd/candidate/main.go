@@ -40,7 +40,7 @@ import (
 
 	"github.com/leadership-dev/leadership"
 	"github.com/leadership-dev/leadership/e2e/chaos/driftclock"
-	"github.com/leadership-dev/leadership/e2e/chaos/ledger"
+	"github.com/leadership-dev/leadership/e2e/e2etest/ledger"
 	"github.com/leadership-dev/leadership/kubelease"
 )
 

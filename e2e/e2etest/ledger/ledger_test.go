@@ -146,18 +146,25 @@ func TestWait(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	returns(t, done, "Wait did not see the write")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Millisecond)
+	defer cancel()
+	if err := s.Wait(ctx, "f", func(View) bool { return false }); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Wait on a condition never met: %v", err)
+	}
+}
+
+// returns waits for what a waiter sends on done, and fails the test with
+// its error, or with stuck if nothing comes within a generous time.
+func returns(t *testing.T, done <-chan error, stuck string) {
+	t.Helper()
 	select {
 	case err := <-done:
 		if err != nil {
 			t.Fatal(err)
 		}
 	case <-time.After(30 * time.Second):
-		t.Fatal("Wait did not see the write")
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Millisecond)
-	defer cancel()
-	if err := s.Wait(ctx, "f", func(View) bool { return false }); !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("Wait on a condition never met: %v", err)
+		t.Fatal(stuck)
 	}
 }
 

@@ -6,7 +6,7 @@ import (
 	"slices"
 	"time"
 
-	"github.com/leadership-dev/leadership/e2e/chaos/ledger"
+	"github.com/leadership-dev/leadership/e2e/e2etest/ledger"
 )
 
 // Interval is one lead interval: one call of a candidate's work function,

@@ -4,8 +4,8 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/leadership-dev/leadership/e2e/chaos/checker"
-	"github.com/leadership-dev/leadership/e2e/chaos/ledger"
+	"github.com/leadership-dev/leadership/e2e/e2etest/checker"
+	"github.com/leadership-dev/leadership/e2e/e2etest/ledger"
 )
 
 // A leader (token 10) is paused past its lease (SIGSTOP); its successor

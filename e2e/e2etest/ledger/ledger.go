@@ -1,9 +1,11 @@
-// Package ledger is the fenced store and the history recorder of the chaos
-// suite. Candidates, which run as separate OS processes, send it every unit
-// of leader work as a fenced write over HTTP on 127.0.0.1; the store refuses
-// a write whose fencing token is lower than the highest it has accepted for
-// the same resource, and records every write, accepted or not, with the
-// moment it decided. The checker reads the history afterwards.
+// Package ledger is the fenced store and the history recorder of the e2e
+// tests. The chaos suite's candidates, which run as separate OS processes,
+// send it every unit of leader work as a fenced write over HTTP on
+// 127.0.0.1; in-process candidates (the integration tests, the bench)
+// record into it through a Local. The store refuses a write whose fencing
+// token is lower than the highest it has accepted for the same resource,
+// and records every write, accepted or not, with the moment it decided. The
+// checker reads the history afterwards.
 //
 // All timestamps are CLOCK_MONOTONIC nanoseconds (see Now), a clock that
 // every process on one host shares, so that the begin of a unit stamped in
@@ -42,6 +44,14 @@ func (m Mono) Sub(o Mono) time.Duration { return time.Duration(m - o) }
 
 // Add returns m+d.
 func (m Mono) Add(d time.Duration) Mono { return m + Mono(d) }
+
+// Time returns the wall-clock time of m in this process, by the offset
+// between the two clocks now: for comparing a reading with a time another
+// component wrote (a Lease's renewTime), not for ordering readings.
+func (m Mono) Time() time.Time {
+	now, mono := time.Now(), Now()
+	return now.Add(m.Sub(mono))
+}
 
 // Token spaces: a store fences each space separately, because tokens of
 // different spaces are not comparable.

@@ -1,8 +1,9 @@
-// Package checker judges a fleet's history from the chaos ledger: did the
-// lead intervals of two terms ever overlap, did the accepted work of two
-// terms overlap, did fencing tokens increase from term to term, how many
-// stale writes did the fenced store refuse, how long did takeovers take and
-// how long was the fleet without a leader.
+// Package checker judges a fleet's history from the ledger (a chaos
+// fleet's, or in-process candidates' recorded through ledger.Local): did
+// the lead intervals of two terms ever overlap, did the accepted work of
+// two terms overlap, did fencing tokens increase from term to term, how
+// many stale writes did the fenced store refuse, how long did takeovers
+// take and how long was the fleet without a leader.
 //
 // The definitions (docs/RELIABILITY.md states them for readers):
 //
@@ -52,7 +53,7 @@ import (
 	"slices"
 	"time"
 
-	"github.com/leadership-dev/leadership/e2e/chaos/ledger"
+	"github.com/leadership-dev/leadership/e2e/e2etest/ledger"
 )
 
 // TermKey identifies a term.

@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/leadership-dev/leadership/e2e/chaos/ledger"
+	"github.com/leadership-dev/leadership/e2e/e2etest/ledger"
 )
 
 const ms = ledger.Mono(time.Millisecond)
