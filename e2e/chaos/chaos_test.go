@@ -72,11 +72,6 @@ func TestShortRun(t *testing.T) {
 	}
 	for _, sc := range Scenarios() {
 		t.Run(sc.Name, func(t *testing.T) {
-			if ok, why := r.ClockSeam(); sc.Drift && !ok {
-				// Visible as a skip, never as a pass: the leadership fleet
-				// cannot drift without the library's hook.
-				t.Skipf("leadership's fleet cannot run on drifting clocks: %s", why)
-			}
 			res, err := r.Run(ctx, sc.Name)
 			if err != nil {
 				t.Fatal(err)

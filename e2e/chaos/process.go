@@ -60,52 +60,27 @@ func isModule(gomod string) bool {
 	return false
 }
 
-// clockSeam is the library's test hook that runs an elector on a given
-// clock; the candidate calls it when built with -tags clockseam.
-const clockSeam = "leadership.NewWithClock"
-
 // Candidate is a built candidate binary.
 type Candidate struct {
 	Path string
-	// ClockSeam: the binary can run leadership's elector on a drifting
-	// clock (-clock-rate). Without it, the clock-drift scenario cannot run
-	// leadership's fleet; NoSeam says why.
-	ClockSeam bool
-	NoSeam    string
 }
 
 // BuildCandidate builds ./cmd/candidate of the e2e module into dir. With
 // race, the candidates run under the race detector, so that the elector's
-// goroutines are checked under real signals too. It builds with the
-// library's clock seam (-tags clockseam); if the library does not export
-// it yet, the compiler says "undefined: leadership.NewWithClock" and the
-// candidate is built without it, which the result reports.
+// goroutines are checked under real signals too.
 func BuildCandidate(ctx context.Context, dir string, race bool) (Candidate, error) {
 	mod, err := ModuleDir(ctx)
 	if err != nil {
 		return Candidate{}, err
 	}
-	c := Candidate{Path: filepath.Join(dir, "candidate"), ClockSeam: true}
-	build := func(tags ...string) ([]string, []byte, error) {
-		args := []string{"build", "-o", c.Path}
-		if race {
-			args = append(args, "-race")
-		}
-		if len(tags) > 0 {
-			args = append(args, "-tags", strings.Join(tags, ","))
-		}
-		cmd := exec.CommandContext(ctx, "go", append(args, "./cmd/candidate")...)
-		cmd.Dir = mod
-		out, err := cmd.CombinedOutput()
-		return args, out, err
+	c := Candidate{Path: filepath.Join(dir, "candidate")}
+	args := []string{"build", "-o", c.Path}
+	if race {
+		args = append(args, "-race")
 	}
-	args, out, err := build("clockseam")
-	if err != nil && strings.Contains(string(out), "undefined: "+clockSeam) {
-		c.ClockSeam = false
-		c.NoSeam = fmt.Sprintf("the library does not export its clock seam %s (go build -tags clockseam: undefined: %s)", clockSeam, clockSeam)
-		args, out, err = build()
-	}
-	if err != nil {
+	cmd := exec.CommandContext(ctx, "go", append(args, "./cmd/candidate")...)
+	cmd.Dir = mod
+	if out, err := cmd.CombinedOutput(); err != nil {
 		return Candidate{}, fmt.Errorf("chaos: go %s (in %s): %w\n%s", strings.Join(args, " "), mod, err, out)
 	}
 	return c, nil

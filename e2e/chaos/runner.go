@@ -50,11 +50,8 @@ type Options struct {
 	// WaitTimeout bounds every wait for a condition (a new leader, a
 	// process exit). Default 60s: generous, for a loaded machine.
 	WaitTimeout time.Duration
-	// CandidateBinary is a prebuilt ./cmd/candidate; "" builds one. A
-	// prebuilt binary is taken to have the clock seam if it was built with
-	// -tags clockseam, which CandidateClockSeam says.
-	CandidateBinary    string
-	CandidateClockSeam bool
+	// CandidateBinary is a prebuilt ./cmd/candidate; "" builds one.
+	CandidateBinary string
 	// ClockDrift is the spread of clock rates in the clock-drift scenario:
 	// one of its leadership candidates runs at 1+ClockDrift/2, the others
 	// at 1−ClockDrift/2, whose ratio is just inside what the library's
@@ -156,17 +153,11 @@ func Start(ctx context.Context, opts Options) (*Runner, error) {
 			t := time.Now()
 			bin, err := BuildCandidate(ctx, r.dir, o.Race)
 			r.bin = bin
-			r.log.Info("built the candidate", "race", o.Race, "clockSeam", bin.ClockSeam, "took", time.Since(t).Round(time.Millisecond))
-			if err == nil && !bin.ClockSeam {
-				r.log.Warn("the clock-drift scenario cannot run leadership's fleet: " + bin.NoSeam)
-			}
+			r.log.Info("built the candidate", "race", o.Race, "took", time.Since(t).Round(time.Millisecond))
 			built <- err
 		}()
 	} else {
-		r.bin = Candidate{Path: o.CandidateBinary, ClockSeam: o.CandidateClockSeam}
-		if !r.bin.ClockSeam {
-			r.bin.NoSeam = "the prebuilt candidate was not built with -tags clockseam"
-		}
+		r.bin = Candidate{Path: o.CandidateBinary}
 		built <- nil
 	}
 
@@ -224,10 +215,6 @@ func (r *Runner) Close() {
 
 // Dir is where the candidates' logs are.
 func (r *Runner) Dir() string { return r.dir }
-
-// ClockSeam reports whether the candidates can run leadership's elector on
-// a drifting clock, and if not, why.
-func (r *Runner) ClockSeam() (bool, string) { return r.bin.ClockSeam, r.bin.NoSeam }
 
 // Run runs one scenario by name (see Scenarios).
 func (r *Runner) Run(ctx context.Context, name string) (*Result, error) {

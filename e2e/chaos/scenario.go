@@ -136,10 +136,6 @@ func (r *Runner) run(ctx context.Context, sc Scenario) (*Result, error) {
 		specs = []spec{{fmt.Sprintf("mixed (%d+%d)", len(impls)/2, len(impls)/2), impls}}
 	} else {
 		for _, impl := range []string{ledger.ImplLeadership, ledger.ImplClientGo} {
-			if sc.Drift && impl == ledger.ImplLeadership && !r.bin.ClockSeam {
-				notes = append(notes, "leadership's fleet NOT RUN: "+r.bin.NoSeam)
-				continue
-			}
 			if sc.Drift && impl == ledger.ImplClientGo {
 				notes = append(notes, "client-go's candidates run on the real clock: client-go "+clientGoVersion()+" offers no clock to replace (LeaderElectionConfig has no Clock field)")
 			}

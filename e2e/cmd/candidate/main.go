@@ -80,7 +80,7 @@ func parse(args []string) (options, error) {
 	fs.StringVar(&o.ledgerAddr, "ledger", "", "host:port of the ledger (required)")
 	fs.DurationVar(&o.tick, "tick", 50*time.Millisecond, "length of one unit of leader work")
 	fs.DurationVar(&o.margin, "margin", 200*time.Millisecond, "leadership: begin a unit only while Term.Remaining() > tick+margin")
-	fs.Float64Var(&o.clockRate, "clock-rate", 1, "leadership: rate of the elector's clock relative to the real one (1.01: 1 % fast), as a host whose oscillator drifts; needs the library's clock seam")
+	fs.Float64Var(&o.clockRate, "clock-rate", 1, "leadership: rate of the elector's clock relative to the real one (1.01: 1 % fast), as a host whose oscillator drifts, through leadership.NewWithClock")
 	fs.BoolVar(&o.denyWatch, "deny-watch", false, "answer every watch request with 403 Forbidden, as an RBAC Role without the verb watch does, so the elector polls")
 	fs.BoolVar(&o.verbose, "v", false, "debug logs")
 	fs.StringVar(&o.restartDir, "restart-proof-dir", "", "leadership: Config.Restart.Dir, the pod-local directory of the lock file that proves a crashed leader of this replica dead (fast takeover after a restart in place)")
@@ -107,8 +107,6 @@ func parse(args []string) (options, error) {
 		return o, fmt.Errorf("-clock-rate %v: want a rate within 1±%v (e.g. 1.01 or 0.99)", o.clockRate, driftclock.MaxRateDeviation)
 	case o.clockRate != 1 && o.impl == ledger.ImplClientGo:
 		return o, fmt.Errorf("-clock-rate %v: client-go %s offers no clock to replace (LeaderElectionConfig has no Clock field; LeaderElector's clock is unexported and its loops use real time), so its candidates run on the real clock", o.clockRate, clientGoVersion())
-	case o.clockRate != 1 && !haveClockSeam:
-		return o, fmt.Errorf("-clock-rate %v: %w", o.clockRate, errNoClockSeam)
 	}
 	return o, nil
 }
@@ -272,7 +270,7 @@ func runLeadership(ctx context.Context, o options, cs kubernetes.Interface, w *w
 			return err
 		}
 		w.log.Info("the elector's clock drifts", "rate", o.clockRate)
-		e, err = newElectorWithClock(lock, cfg, clk)
+		e, err = leadership.NewWithClock(lock, cfg, clk.Elector())
 	}
 	if err != nil {
 		return err

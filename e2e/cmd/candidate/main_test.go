@@ -43,17 +43,10 @@ func TestParse(t *testing.T) {
 	}
 }
 
-func TestClockRateNeedsTheSeam(t *testing.T) {
+func TestClockRate(t *testing.T) {
 	good := []string{"-kubeconfig", "k", "-lease", "l", "-identity", "i", "-ledger", "127.0.0.1:1", "-clock-rate", "0.995"}
-	o, err := parse(good)
-	if haveClockSeam {
-		if err != nil || o.clockRate != 0.995 {
-			t.Fatalf("with the seam: %v, rate %v", err, o.clockRate)
-		}
-		return
-	}
-	if err == nil || !strings.Contains(err.Error(), "leadership.NewWithClock") || !strings.Contains(err.Error(), "-tags clockseam") {
-		t.Fatalf("without the seam: err %v, want one naming the hook and the build tag", err)
+	if o, err := parse(good); err != nil || o.clockRate != 0.995 {
+		t.Fatalf("parse(%q): %v, rate %v; want rate 0.995", good, err, o.clockRate)
 	}
 }
 

@@ -40,7 +40,6 @@ func main() {
 	wait := fs.Duration("wait-timeout", time.Minute, "bound on every wait for a condition")
 	dir := fs.String("dir", "", "keep the candidates' logs here (default: a temp dir, removed unless a scenario fails)")
 	bin := fs.String("candidate", "", "prebuilt candidate binary (default: build ./cmd/candidate)")
-	binSeam := fs.Bool("candidate-clock-seam", false, "the prebuilt -candidate was built with -tags clockseam (it can drift leadership's clock)")
 	drift := fs.Float64("clock-drift", 0.01, "clock-drift scenario: one of leadership's candidates runs at rate 1+drift/2, the others at 1−drift/2 (keep ≤ the library's MaxClockDrift, 0.01 by default, to test the promise; above it, to see the checker catch the overlaps)")
 	race := fs.Bool("race", false, "build the candidate with the race detector")
 	quiet := fs.Bool("quiet", false, "no progress on stderr")
@@ -74,7 +73,7 @@ func main() {
 	defer stop()
 	if err := run(ctx, log, list, chaos.Options{
 		Transitions: *transitions, Restarts: *restarts, PerScenario: per, Candidates: *candidates, LeaseDuration: *lease,
-		Tick: *tick, Margin: *margin, WaitTimeout: *wait, Dir: *dir, CandidateBinary: *bin, CandidateClockSeam: *binSeam,
+		Tick: *tick, Margin: *margin, WaitTimeout: *wait, Dir: *dir, CandidateBinary: *bin,
 		ClockDrift: *drift, Race: *race, Log: log,
 	}); err != nil {
 		fmt.Fprintln(os.Stderr, "chaos:", err)
