@@ -223,6 +223,33 @@ func elected(t *testing.T, e *leadership.Elector) (*lead, func()) {
 	return l, stop
 }
 
+// happensAfter moves virtual time on by d and checks that cond becomes true
+// exactly then: not a millisecond before, and at d.
+func happensAfter(t *testing.T, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	sleep(d - time.Millisecond)
+	if cond() {
+		t.Fatalf("%s came before %v had passed", what, d)
+	}
+	sleep(time.Millisecond)
+	if !cond() {
+		t.Fatalf("no %s once %v had passed", what, d)
+	}
+}
+
+// following starts e, which must then follow leader: it observes leader's
+// term and leads none of its own.
+func following(t *testing.T, e *leadership.Elector, leader string) *lead {
+	t.Helper()
+	l := newLead()
+	run(t, e, l)
+	synctest.Wait()
+	if got := e.Leader(); got.Identity != leader || l.count() != 0 {
+		t.Fatalf("the new elector sees %+v and led %d terms; want it to follow %s", got, l.count(), leader)
+	}
+	return l
+}
+
 // validity is a term's validity with the default configuration and a
 // 15s lease: LeaseDuration×(1−MaxClockDrift) − StopMargin.
 const validity = 14750 * time.Millisecond
@@ -391,12 +418,7 @@ func TestFollowerWaitsLeaseDurationFromItsObservation(t *testing.T) {
 		ca, cb := ml.Conn(), ml.Conn()
 		a, b := h.elector("a", ca, nil), h.elector("b", cb, nil)
 		la, _ := elected(t, a)
-		lb := newLead()
-		run(t, b, lb)
-		synctest.Wait()
-		if b.Leader().Identity != "a" {
-			t.Fatal("b does not observe a")
-		}
+		lb := following(t, b, "a")
 		// a renews at 5s, then is cut off (a crash, as far as b can tell).
 		sleep(5 * time.Second)
 		renewSeen := h.at(5 * time.Second)
@@ -439,12 +461,7 @@ func TestGracefulHandoverIsImmediate(t *testing.T) {
 		ml := newLock()
 		a, b := h.elector("a", ml, nil), h.elector("b", ml, nil)
 		la, stopA := elected(t, a)
-		lb := newLead()
-		run(t, b, lb)
-		synctest.Wait()
-		if b.Leader().Identity != "a" {
-			t.Fatal("b does not observe a")
-		}
+		lb := following(t, b, "a")
 		stopA()
 		synctest.Wait() // no time passes: b acts on the release as soon as it sees it
 		if lb.count() != 1 || !lb.beganAt(0).Equal(h.start) {
@@ -529,14 +546,7 @@ func TestIdentityClash(t *testing.T) {
 		}
 		// It must not take the clashing record back before it expires: the
 		// other process may be working under it.
-		sleep(15*time.Second - time.Millisecond)
-		if l.count() != 1 {
-			t.Fatal("re-acquired a record another process wrote under our identity")
-		}
-		sleep(time.Millisecond)
-		if l.count() != 2 {
-			t.Fatal("the clashing record was not taken once waited out")
-		}
+		happensAfter(t, 15*time.Second, "re-acquisition of the record another process wrote under our identity", func() bool { return l.count() == 2 })
 	})
 }
 
@@ -572,12 +582,7 @@ func TestDeletedLockStopsWorkAndIsRecreated(t *testing.T) {
 		ml := newLock()
 		a, b := h.elector("a", ml, nil), h.elector("b", ml, nil)
 		la, _ := elected(t, a)
-		lb := newLead()
-		run(t, b, lb)
-		synctest.Wait()
-		if b.Leader().Identity != "a" {
-			t.Fatal("b does not observe a")
-		}
+		lb := following(t, b, "a")
 		ml.Delete()
 		synctest.Wait()
 		if la.ended() != 1 || !errors.Is(la.cause(0), leadership.ErrLockDeleted) {
@@ -586,23 +591,9 @@ func TestDeletedLockStopsWorkAndIsRecreated(t *testing.T) {
 		// Nobody re-creates it before a's lease, counted from the last
 		// write each of them saw, has run out: not even a, whose own record
 		// it was, since that is what a stale view would also say.
-		sleep(15*time.Second - time.Millisecond)
-		if _, ok := ml.Record(); ok || la.count() != 1 || lb.count() != 0 {
-			t.Fatalf("re-created while a's lease could still run (a %d terms, b %d)", la.count(), lb.count())
-		}
-		sleep(time.Millisecond)
-		if _, ok := ml.Record(); !ok {
-			t.Fatal("not re-created once the lease ran out")
-		}
+		happensAfter(t, 15*time.Second, "re-creation of the deleted lock", func() bool { _, ok := ml.Record(); return ok })
 		// The creator holds it a lease before leading.
-		sleep(15*time.Second - time.Millisecond)
-		if la.count()+lb.count() != 1 {
-			t.Fatal("led on the re-created lock before holding it a lease")
-		}
-		sleep(time.Millisecond)
-		if la.count()+lb.count() != 2 {
-			t.Fatal("not re-elected")
-		}
+		happensAfter(t, 15*time.Second, "lead on the re-created lock", func() bool { return la.count()+lb.count() == 2 })
 		var second leadership.Term
 		if la.count() == 2 {
 			second = la.term(1)
@@ -637,14 +628,7 @@ func TestCreateIsHeldALease(t *testing.T) {
 		if got := e.Leader(); got.Token != 0 || got.Self {
 			t.Fatalf("during the hold Leader() = %+v; want token 0, not self", got)
 		}
-		sleep(15*time.Second - time.Millisecond)
-		if l.count() != 0 {
-			t.Fatal("led before a lease duration had passed since the create")
-		}
-		sleep(time.Millisecond)
-		if l.count() != 1 {
-			t.Fatal("not elected a lease duration after the create")
-		}
+		happensAfter(t, 15*time.Second, "lead on the lock created", func() bool { return l.count() == 1 })
 		if tok := l.term(0).Token; tok <= created.Version {
 			t.Fatalf("token %d is not the version of a write after the create (%d)", tok, created.Version)
 		}
@@ -689,14 +673,7 @@ func ledByA(t *testing.T, h *harness, ml leadership.Lock) (a, b, c *leadership.E
 	t.Helper()
 	a, b, c = h.elector("a", ml, nil), h.elector("b", ml, nil), h.elector("c", ml, nil)
 	la, _ = elected(t, a)
-	lb, lc = newLead(), newLead()
-	run(t, b, lb)
-	run(t, c, lc)
-	synctest.Wait()
-	if b.Leader().Identity != "a" || c.Leader().Identity != "a" {
-		t.Fatalf("b sees %+v, c sees %+v; want a", b.Leader(), c.Leader())
-	}
-	return a, b, c, la, lb, lc
+	return a, b, c, la, following(t, b, "a"), following(t, c, "a")
 }
 
 func TestHandoverToPreferredHolder(t *testing.T) {
@@ -861,12 +838,7 @@ func TestProclaimIsFencedAndCarriedOver(t *testing.T) {
 		if err := b.Proclaim(ctx, ta, map[string]string{"x": "y"}); !errors.Is(err, leadership.ErrNotLeader) {
 			t.Fatalf("follower proclaimed: %v", err)
 		}
-		lb := newLead()
-		run(t, b, lb)
-		synctest.Wait()
-		if b.Leader().Identity != "a" {
-			t.Fatal("b does not observe a")
-		}
+		lb := following(t, b, "a")
 		// a is cut off; its proclaim cannot succeed and ends with the term.
 		// b takes over 15s after it saw a's last write (the proclaims, a
 		// renewal each, at 0).
@@ -897,12 +869,7 @@ func TestHandoverToAnyOther(t *testing.T) {
 		ml := newLock()
 		a, b := h.elector("a", ml, nil), h.elector("b", ml, nil)
 		la, _ := elected(t, a)
-		lb := newLead()
-		run(t, b, lb)
-		synctest.Wait()
-		if b.Leader().Identity != "a" {
-			t.Fatal("b does not observe a")
-		}
+		lb := following(t, b, "a")
 		ml.Edit(func(r *leadership.Record) { r.PreferredHolder = leadership.AnyOtherHolder })
 		synctest.Wait()
 		if lb.count() != 1 {
@@ -1034,12 +1001,7 @@ func TestHandEditEndsTermAndKeepsTheWait(t *testing.T) {
 		ml := newLock()
 		a, b := h.elector("a", ml, nil), h.elector("b", ml, nil)
 		la, _ := elected(t, a)
-		lb := newLead()
-		run(t, b, lb)
-		synctest.Wait()
-		if b.Leader().Identity != "a" {
-			t.Fatal("b does not observe a")
-		}
+		lb := following(t, b, "a")
 		ml.Edit(func(r *leadership.Record) { r.LeaseDuration = time.Second })
 		synctest.Wait()
 		if la.ended() != 1 || !errors.Is(la.cause(0), leadership.ErrLockLost) {
@@ -1049,14 +1011,7 @@ func TestHandEditEndsTermAndKeepsTheWait(t *testing.T) {
 		if lb.count() != 0 || la.count() != 1 {
 			t.Fatal("the edited, shorter duration was counted")
 		}
-		sleep(13*time.Second - time.Millisecond)
-		if lb.count() != 0 || la.count() != 1 {
-			t.Fatal("taken before the announced 15s")
-		}
-		sleep(time.Millisecond)
-		if la.count()+lb.count() != 2 {
-			t.Fatal("nobody leads after the announced 15s")
-		}
+		happensAfter(t, 13*time.Second, "b's takeover (a announced 15s, 2s before)", func() bool { return la.count()+lb.count() == 2 })
 	})
 }
 

@@ -166,11 +166,7 @@ func TestPingAnswerRetriesOnConflict(t *testing.T) {
 		elected(t, h.elector("a", ml, nil))
 		cl := &conflictingLock{Lock: ml}
 		b := h.elector("b", cl, nil)
-		run(t, b, newLead())
-		synctest.Wait()
-		if b.Leader().Identity != "a" {
-			t.Fatal("b does not observe a")
-		}
+		following(t, b, "a")
 		writePing(ml, "b/4")
 		synctest.Wait()
 		if p := pong(ml); p != "b/4" {
@@ -195,11 +191,7 @@ func TestPollingFollowerAnswersPing(t *testing.T) {
 		ml := newLock()
 		elected(t, h.elector("a", ml, nil))
 		b := h.elector("b", forbiddenWatch{ml}, nil)
-		run(t, b, newLead())
-		synctest.Wait()
-		if b.Leader().Identity != "a" {
-			t.Fatal("b does not observe a")
-		}
+		following(t, b, "a")
 		writePing(ml, "b/5")
 		// b reads every RetryPeriod (2s, plus up to 20% jitter).
 		sleep(2400 * time.Millisecond)
