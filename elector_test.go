@@ -223,6 +223,14 @@ func elected(t *testing.T, e *leadership.Elector) (*lead, func()) {
 	return l, stop
 }
 
+// endedBy checks that l's one term has ended, by cause.
+func endedBy(t *testing.T, l *lead, cause error) {
+	t.Helper()
+	if n := l.ended(); n != 1 || !errors.Is(l.cause(0), cause) {
+		t.Fatalf("%d terms ended (the first by %v); want one, ended by %v", n, l.cause(0), cause)
+	}
+}
+
 // happensAfter moves virtual time on by d and checks that cond becomes true
 // exactly then: not a millisecond before, and at d.
 func happensAfter(t *testing.T, d time.Duration, what string, cond func() bool) {
@@ -541,9 +549,7 @@ func TestIdentityClash(t *testing.T) {
 		l, _ := elected(t, e)
 		ml.Edit(func(r *leadership.Record) { r.Instance = "someone-else" })
 		synctest.Wait()
-		if l.ended() != 1 || !errors.Is(l.cause(0), leadership.ErrIdentityClash) {
-			t.Fatalf("%d terms ended; want one, ErrIdentityClash", l.ended())
-		}
+		endedBy(t, l, leadership.ErrIdentityClash)
 		// It must not take the clashing record back before it expires: the
 		// other process may be working under it.
 		happensAfter(t, 15*time.Second, "re-acquisition of the record another process wrote under our identity", func() bool { return l.count() == 2 })
@@ -585,9 +591,7 @@ func TestDeletedLockStopsWorkAndIsRecreated(t *testing.T) {
 		lb := following(t, b, "a")
 		ml.Delete()
 		synctest.Wait()
-		if la.ended() != 1 || !errors.Is(la.cause(0), leadership.ErrLockDeleted) {
-			t.Fatalf("%d of a's terms ended; want one, ErrLockDeleted", la.ended())
-		}
+		endedBy(t, la, leadership.ErrLockDeleted)
 		// Nobody re-creates it before a's lease, counted from the last
 		// write each of them saw, has run out: not even a, whose own record
 		// it was, since that is what a stale view would also say.
@@ -1004,9 +1008,7 @@ func TestHandEditEndsTermAndKeepsTheWait(t *testing.T) {
 		lb := following(t, b, "a")
 		ml.Edit(func(r *leadership.Record) { r.LeaseDuration = time.Second })
 		synctest.Wait()
-		if la.ended() != 1 || !errors.Is(la.cause(0), leadership.ErrLockLost) {
-			t.Fatalf("%d of a's terms ended; want one, ErrLockLost", la.ended())
-		}
+		endedBy(t, la, leadership.ErrLockLost)
 		sleep(2 * time.Second) // past the edited 1s, well short of a's 15s
 		if lb.count() != 0 || la.count() != 1 {
 			t.Fatal("the edited, shorter duration was counted")

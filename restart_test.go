@@ -183,9 +183,7 @@ func TestRestartLongTermEndsARunOfQuickCrashes(t *testing.T) {
 		sleep(45 * time.Second)
 		c.Cut(true)
 		sleep(validity)
-		if l.ended() != 1 || !errors.Is(l.cause(0), leadership.ErrValidityExpired) {
-			t.Fatalf("%d terms ended; want the first ended by its validity", l.ended())
-		}
+		endedBy(t, l, leadership.ErrValidityExpired)
 		c.Cut(false)
 		sleep(2400 * time.Millisecond) // its next attempt, RetryPeriod plus jitter later
 		if l.count() != 2 {
