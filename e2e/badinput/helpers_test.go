@@ -15,6 +15,7 @@ import (
 
 	"github.com/leadership-dev/leadership"
 	"github.com/leadership-dev/leadership/e2e/e2etest"
+	"github.com/leadership-dev/leadership/e2e/e2etest/ledger"
 	"github.com/leadership-dev/leadership/kubelease"
 )
 
@@ -49,17 +50,37 @@ type work struct {
 	late       time.Duration
 }
 
-// record keeps the work of every candidate of a test; time.Now carries the
-// process's monotonic clock, shared by all candidates here.
+// record keeps the work of every candidate of a test, for the test's own
+// questions (when did the first term begin, has it ended, did any work run
+// past its validity), and records each term in a ledger.Local, which the
+// chaos checker judges (check). time.Now and the ledger's CLOCK_MONOTONIC
+// are the process's, shared by all candidates here.
 type record struct {
-	mu sync.Mutex
-	ws []work
+	mu  sync.Mutex
+	ws  []work
+	led *ledger.Local
+}
+
+// ledger returns the record's ledger; one record is one Lease's fleet.
+func (r *record) ledger() *ledger.Local {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.led == nil {
+		r.led = ledger.NewLocal("badinput")
+	}
+	return r.led
 }
 
 // lead is a LeadFunc that records its work and checks every 5ms that it
 // is not running on a term whose validity has run out.
 func (r *record) lead(who string) leadership.LeadFunc {
+	rep, err := r.ledger().Replica(who, ledger.ImplLeadership)
 	return func(ctx context.Context, t leadership.Term) error {
+		if err != nil {
+			return err // an empty identity: the term ends at once, and the test sees no work
+		}
+		lt := rep.Begin(t.Token)
+		lt.Unit()
 		r.mu.Lock()
 		r.ws = append(r.ws, work{who: who, token: t.Token, start: time.Now(), open: true})
 		i := len(r.ws) - 1
@@ -69,6 +90,7 @@ func (r *record) lead(who string) leadership.LeadFunc {
 		for {
 			select {
 			case <-ctx.Done():
+				lt.End()
 				r.mu.Lock()
 				r.ws[i].end, r.ws[i].open = time.Now(), false
 				r.mu.Unlock()
@@ -106,26 +128,16 @@ func (r *record) first() (work, bool) {
 // scheduling of that goroutine on a loaded machine.
 const lateLimit = time.Second
 
-// check fails the test if two terms' work overlapped, if a term worked
-// past its validity, or if tokens did not increase.
+// check fails the test if two terms' work overlapped or tokens did not
+// increase, as the chaos checker judges the ledger, or if a term worked
+// past its validity.
 func (r *record) check(t *testing.T) {
 	t.Helper()
 	ws := r.all()
-	now := time.Now()
-	for i, a := range ws {
-		aEnd := a.end
-		if a.open {
-			aEnd = now
-		}
-		if i+1 < len(ws) {
-			b := ws[i+1]
-			if b.start.Before(aEnd) {
-				t.Errorf("two leaders: %s (token %d) still worked %v after %s (token %d) began", a.who, a.token, aEnd.Sub(b.start), b.who, b.token)
-			}
-			if b.token <= a.token {
-				t.Errorf("token did not increase: %d after %d", b.token, a.token)
-			}
-		}
+	if len(ws) > 0 { // nobody led: nothing to judge
+		e2etest.CheckLedger(t, r.ledger())
+	}
+	for _, a := range ws {
 		if a.late > lateLimit {
 			t.Errorf("%s (token %d) worked %v past the end of its term's validity", a.who, a.token, a.late)
 		}
