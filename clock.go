@@ -3,7 +3,6 @@ package leadership
 import (
 	"errors"
 	"math/rand"
-	"sync"
 	"time"
 )
 
@@ -84,10 +83,11 @@ type clockBootTimer struct {
 	clk  Clock
 	boot func() time.Duration
 	c    chan struct{}
-
-	mu     sync.Mutex
+	// t and cancel are the armed timer and what ends its goroutine. Set
+	// and Stop are called from the term's watchdog goroutine alone (as
+	// bootTimer's are), which owns them: no lock.
 	t      Timer
-	cancel chan struct{} // ends the goroutine of the armed timer
+	cancel chan struct{}
 }
 
 func newClockBootTimer(clk Clock, boot func() time.Duration) *clockBootTimer {
@@ -98,8 +98,6 @@ func newClockBootTimer(clk Clock, boot func() time.Duration) *clockBootTimer {
 // goroutine at a time waits on the clock's timer, so that the renewals of
 // a long term do not leave a goroutine each behind.
 func (b *clockBootTimer) Set(deadline time.Duration) error {
-	b.mu.Lock()
-	defer b.mu.Unlock()
 	b.disarm()
 	t, cancel := b.clk.NewTimer(max(0, deadline-b.boot())), make(chan struct{})
 	b.t, b.cancel = t, cancel
@@ -118,13 +116,9 @@ func (b *clockBootTimer) Set(deadline time.Duration) error {
 
 func (b *clockBootTimer) C() <-chan struct{} { return b.c }
 
-func (b *clockBootTimer) Stop() {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.disarm()
-}
+func (b *clockBootTimer) Stop() { b.disarm() }
 
-// disarm stops the armed timer and its goroutine; b.mu held.
+// disarm stops the armed timer and its goroutine.
 func (b *clockBootTimer) disarm() {
 	if b.t != nil {
 		b.t.Stop()
@@ -133,7 +127,8 @@ func (b *clockBootTimer) disarm() {
 	}
 }
 
-// bootTimer fires when the boot clock reaches a deadline.
+// bootTimer fires when the boot clock reaches a deadline. One goroutine
+// (the term's watchdog) calls Set and Stop.
 type bootTimer interface {
 	Set(deadline time.Duration) error
 	C() <-chan struct{}
